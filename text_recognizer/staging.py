@@ -1,0 +1,247 @@
+"""Checkpoint or registered model version -> ONNX artifact with a manifest, checked for parity with torch.
+
+``text-recognizer stage runs/checkpoints/line-.../best.ckpt --name line-default``
+``text-recognizer stage line-recognizer@candidate``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from text_recognizer.artifact import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    OnnxModel,
+    greedy_decode,
+    sha256_file,
+)
+from text_recognizer.models.resnet_transformer import ResNetTransformer
+from text_recognizer.training.lit_module import LitRecognizer
+from text_recognizer.training.tracking import TrackingConfig, code_version, resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+#: maximum absolute difference allowed between torch and onnxruntime logits
+LOGIT_TOLERANCE = 1e-3
+OPSET = 17
+
+
+class ParityError(RuntimeError):
+    """The exported model does not reproduce the torch model."""
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: ResNetTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        memory, _ = self.model.encode(images)
+        return self.model.cross_keys_values(memory)
+
+
+class _Step(nn.Module):
+    def __init__(self, model: ResNetTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, token: Tensor, position: Tensor, ck: Tensor, cv: Tensor, pk: Tensor, pv: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return self.model.decode_step(token, position, ck, cv, pk, pv)
+
+
+def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
+    """Write ``encoder.onnx`` and ``decoder_step.onnx`` with dynamic batch, width and cache length."""
+    model = model.eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    c = model.cfg
+    images = torch.rand(2, 1, height, 96)
+    with torch.no_grad():
+        ck, cv = _Encoder(model)(images)
+    torch.onnx.export(
+        _Encoder(model),
+        (images,),
+        str(out / ENCODER_FILE),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["images"],
+        output_names=["cross_k", "cross_v"],
+        dynamic_axes={
+            "images": {0: "batch", 3: "width"},
+            "cross_k": {1: "batch", 3: "positions"},
+            "cross_v": {1: "batch", 3: "positions"},
+        },
+    )
+    e = c.d_model // c.n_heads
+    past = torch.zeros(c.n_layers, 2, c.n_heads, 3, e)
+    args = (torch.full((2, 1), c.bos_id, dtype=torch.long), torch.tensor([3]), ck, cv, past, past.clone())
+    cache_axes = {1: "batch", 3: "steps"}
+    torch.onnx.export(
+        _Step(model),
+        args,
+        str(out / DECODER_FILE),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["token", "position", "cross_k", "cross_v", "past_k", "past_v"],
+        output_names=["logits", "present_k", "present_v"],
+        dynamic_axes={
+            "token": {0: "batch"},
+            "cross_k": {1: "batch", 3: "positions"},
+            "cross_v": {1: "batch", 3: "positions"},
+            "past_k": cache_axes,
+            "past_v": cache_axes,
+            "logits": {0: "batch"},
+            "present_k": {1: "batch", 3: "steps1"},
+            "present_v": {1: "batch", 3: "steps1"},
+        },
+    )
+
+
+def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, str]:
+    """Real line images from the synthetic validation split when fonts are present, else random noise."""
+    from text_recognizer.images import prepare_line
+
+    try:
+        from text_recognizer.data.synth.dataset import SynthSource
+
+        src = SynthSource(kind="line", split="val", size=n, seed=12345)
+        lines = [prepare_line(src[i].image, height, max_width) for i in range(n)]
+        kind = "synthetic validation lines"
+    except Exception as e:
+        log.warning("parity check on random images (%s)", e)
+        rng = np.random.default_rng(0)
+        lines = [rng.random((height, int(w)), dtype=np.float32) for w in rng.integers(64, max_width, n)]
+        kind = "random images"
+    w = max(x.shape[1] for x in lines)
+    w = (w + 7) // 8 * 8
+    batch = np.zeros((n, 1, height, w), np.float32)
+    for i, x in enumerate(lines):
+        batch[i, 0, :, : x.shape[1]] = x
+    return batch, kind
+
+
+def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray) -> dict[str, Any]:
+    """Compare torch and onnxruntime: first-step logits and whole greedy outputs.
+
+    Raises:
+        ParityError: logits differ by more than :data:`LOGIT_TOLERANCE`, or greedy outputs differ.
+    """
+    model.eval()
+    x = torch.from_numpy(images)
+    with torch.no_grad():
+        memory, _ = model.encode(x)
+        ck, cv = model.cross_keys_values(memory)
+        pk, pv = model.empty_cache(x.shape[0])
+        tok = torch.full((x.shape[0], 1), model.cfg.bos_id, dtype=torch.long)
+        logits_t, _, _ = model.decode_step(tok, torch.tensor([0]), ck, cv, pk, pv)
+        ids_t = model.greedy_decode(x).numpy()
+    ock, ocv = onnx.encode(images)
+    shape = (onnx.n_layers, images.shape[0], onnx.n_heads, 0, onnx.head_dim)
+    logits_o, _, _ = onnx.step(
+        tok.numpy(), 0, ock, ocv, np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    )
+    diff = float(np.abs(logits_o - logits_t.numpy()).max())
+    ids_o, _ = greedy_decode(onnx, images)
+    n = min(ids_t.shape[1], ids_o.shape[1])
+    same = ids_t.shape == ids_o.shape and bool((ids_t[:, :n] == ids_o[:, :n]).all())
+    result = {
+        "max_abs_logit_diff": diff,
+        "tolerance": LOGIT_TOLERANCE,
+        "greedy_identical": same,
+        "n_images": int(images.shape[0]),
+    }
+    if diff > LOGIT_TOLERANCE or not same:
+        raise ParityError(f"ONNX export differs from torch: {result}")
+    return result
+
+
+def _image_stats(n: int = 64) -> dict[str, Any]:
+    """Reference statistics of raw training images (size, brightness, polarity) for drift monitoring."""
+    try:
+        from text_recognizer.data.synth.dataset import SynthSource
+
+        src = SynthSource(kind="line", split="train", size=n, seed=777)
+        imgs = [src[i].image for i in range(n)]
+    except Exception:
+        return {}
+    bright = np.array([float(im.mean()) for im in imgs])
+    dark_ink = np.array([float(np.median(im)) > 127 for im in imgs])
+    return {
+        "n": n,
+        "width_mean": float(np.mean([im.shape[1] for im in imgs])),
+        "height_mean": float(np.mean([im.shape[0] for im in imgs])),
+        "brightness_mean": float(bright.mean()),
+        "brightness_std": float(bright.std()),
+        "dark_ink_fraction": float(dark_ink.mean()),
+    }
+
+
+def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path:
+    """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ckpt, registry = resolve_checkpoint(source, tracking_uri or TrackingConfig.tracking_uri)
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    lit = LitRecognizer.load_from_checkpoint(ckpt, map_location="cpu")
+    model = lit.model.eval().float()
+    full: dict[str, Any] = lit.hparams.get("full_config") or {}
+    data = full.get("data", {})
+    height, max_width = int(data.get("height", model.cfg.input_height)), int(data.get("max_width", 512))
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    export_onnx(model, out, height)
+    onnx = OnnxModel.load(out, {"model": model.cfg.to_dict()})
+    images, kind = parity_inputs(height, max_width)
+    parity = check_parity(model, onnx, images)
+    parity["inputs"] = kind
+    metrics = {}
+    for cb in raw.get("callbacks", {}).values():
+        if isinstance(cb, dict) and cb.get("best_model_score") is not None:
+            metrics["val/cer"] = float(cb["best_model_score"])
+    metrics.update({k: float(v) for k, v in (full.get("final_metrics") or {}).items()})
+    files = {name: sha256_file(out / name) for name in (ENCODER_FILE, DECODER_FILE)}
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": out.name,
+        "version": f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vocab": lit.vocab.to_list(),
+        "preprocessing": {
+            "input_height": height,
+            "max_width": max_width,
+            "polarity": "ink bright (1) on dark background (0)",
+            "steps": [
+                "images.load_gray",
+                "images.normalize_ink",
+                "images.segment_lines",
+                "images.prepare_line",
+            ],
+            "pad_width_multiple": 8,
+        },
+        "model": model.cfg.to_dict(),
+        "metrics": metrics,
+        "training": {
+            "config": full,
+            "checkpoint": str(ckpt),
+            "epoch": raw.get("epoch"),
+            "global_step": raw.get("global_step"),
+            "registry": registry,
+        },
+        "data": {"spec": data, "image_stats": _image_stats()},
+        "code_version": code_version(),
+        "parity": parity,
+        "files": files,
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    size = sum((out / f).stat().st_size for f in files) / 1e6
+    print(f"staged {source} -> {out} ({size:.1f} MB, {time.time() - t0:.1f} s); parity: {parity}")
+    return out

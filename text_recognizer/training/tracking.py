@@ -1,0 +1,216 @@
+"""Experiment tracking and the model registry, with no server or account.
+
+- ``mlflow`` (default): a local SQLite store (``runs/mlflow.db``) and artifact folder (``runs/mlartifacts``).
+- ``wandb``: Weights & Biases when the user configures it (``WANDB_MODE=offline`` works without a network).
+- ``csv``: plain CSV files under ``runs/csv``.
+
+The registry is MLflow's: a run's best checkpoint becomes a version of a named model with an alias
+(``candidate``, ``production``); :func:`resolve_checkpoint` turns ``NAME@ALIAS`` back into a local file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackingConfig:
+    backend: str = "mlflow"
+    experiment: str = "text-recognizer"
+    tracking_uri: str = "sqlite:///runs/mlflow.db"
+    artifact_location: str = "runs/mlartifacts"
+    wandb_project: str = "text-recognizer"
+    #: register the best checkpoint as a version of this model ("" to skip)
+    register_as: str = "line-recognizer"
+    alias: str = "candidate"
+
+
+def code_version() -> str:
+    """The git commit of the working tree, with ``-dirty`` when it has uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], capture_output=True, text=True
+        ).stdout.strip()
+        return sha.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _mlflow_artifact_uri(location: str) -> str:
+    p = Path(location)
+    return p.resolve().as_uri() if "://" not in location else location
+
+
+def make_logger(cfg: TrackingConfig, run_name: str) -> Logger:
+    if cfg.backend == "mlflow":
+        if cfg.tracking_uri.startswith("sqlite:///"):
+            Path(cfg.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MLFlowLogger(
+            experiment_name=cfg.experiment,
+            run_name=run_name,
+            tracking_uri=cfg.tracking_uri,
+            artifact_location=_mlflow_artifact_uri(cfg.artifact_location),
+            log_model=False,
+        )
+    if cfg.backend == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(project=cfg.wandb_project, name=run_name, save_dir="runs")
+    if cfg.backend == "csv":
+        return CSVLogger("runs/csv", name=cfg.experiment)
+    raise ValueError(f"unknown tracking backend {cfg.backend!r}: expected mlflow, wandb or csv")
+
+
+def samples_sheet(samples: list[tuple[Any, str, str]]) -> Image.Image:
+    """A picture of validation samples: each image with its truth and the model's prediction under it."""
+    rows = []
+    for image, truth, pred in samples:
+        a = (np.asarray(image, dtype=np.float32) * 255).clip(0, 255).astype(np.uint8)
+        rows.append((Image.fromarray(255 - a), truth, pred))
+    width = max(max(r[0].width for r in rows), 520)
+    height = sum(r[0].height + 30 for r in rows)
+    sheet = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for img, truth, pred in rows:
+        sheet.paste(img, (0, y))
+        y += img.height
+        draw.text((2, y + 2), f"truth: {truth}"[:90], fill=0)
+        draw.text((2, y + 15), f"pred:  {pred}"[:90], fill=90)
+        y += 30
+    return sheet
+
+
+class SampleTable(L.Callback):
+    """After each validation, log a table (JSON) and a picture (PNG) of samples: truth and prediction."""
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        samples = getattr(pl_module, "samples", None)
+        if not samples or trainer.sanity_checking:
+            return
+        step = trainer.global_step
+        table = [{"truth": t, "prediction": p} for _, t, p in samples]
+        lg = trainer.logger
+        with tempfile.TemporaryDirectory() as tmp:
+            png, js = Path(tmp) / f"samples-{step:07d}.png", Path(tmp) / f"samples-{step:07d}.json"
+            samples_sheet(samples).save(png)
+            js.write_text(json.dumps(table, indent=1))
+            if isinstance(lg, MLFlowLogger) and lg.run_id is not None:
+                lg.experiment.log_artifact(lg.run_id, str(png), "samples")
+                lg.experiment.log_artifact(lg.run_id, str(js), "samples")
+            elif lg is not None and lg.__class__.__name__ == "WandbLogger":
+                lg.log_text(  # type: ignore[attr-defined]
+                    key="samples",
+                    columns=["truth", "prediction"],
+                    data=[[r["truth"], r["prediction"]] for r in table],
+                )
+            elif lg is not None and lg.log_dir:
+                out = Path(lg.log_dir) / "samples"
+                out.mkdir(parents=True, exist_ok=True)
+                (out / png.name).write_bytes(png.read_bytes())
+                (out / js.name).write_text(js.read_text())
+
+
+def record_run(
+    logger: Logger,
+    cfg: TrackingConfig,
+    config: dict[str, Any],
+    best_ckpt: str | None,
+    metrics: dict[str, float],
+) -> str | None:
+    """Log the config, code version, data spec and best checkpoint; register it. Returns the model version."""
+    if not isinstance(logger, MLFlowLogger) or logger.run_id is None:
+        return None
+    client, run_id = logger.experiment, logger.run_id
+    client.set_tag(run_id, "code_version", code_version())
+    client.log_dict(run_id, config, "config.json")
+    client.log_dict(run_id, config.get("data", {}), "data_spec.json")
+    for k, v in metrics.items():
+        client.log_metric(run_id, f"final/{k}", float(v))
+    if not best_ckpt or not cfg.register_as:
+        return None
+    client.log_artifact(run_id, best_ckpt, "checkpoints")
+    source = f"{client.get_run(run_id).info.artifact_uri}/checkpoints/{Path(best_ckpt).name}"
+    try:
+        client.get_registered_model(cfg.register_as)
+    except Exception:
+        client.create_registered_model(cfg.register_as)
+    mv = client.create_model_version(cfg.register_as, source, run_id=run_id)
+    client.set_registered_model_alias(cfg.register_as, cfg.alias, mv.version)
+    log.info("registered %s version %s as @%s", cfg.register_as, mv.version, cfg.alias)
+    return str(mv.version)
+
+
+def _client(tracking_uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def resolve_checkpoint(
+    ref: str, tracking_uri: str = TrackingConfig.tracking_uri
+) -> tuple[Path, dict[str, str]]:
+    """``path.ckpt``, ``NAME@ALIAS`` or ``NAME/VERSION`` -> (local checkpoint path, registry info)."""
+    p = Path(ref)
+    if p.exists():
+        return p, {"source": str(p)}
+    client = _client(tracking_uri)
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    elif "/" in ref:
+        name, version = ref.split("/", 1)
+        mv = client.get_model_version(name, version)
+    else:
+        raise FileNotFoundError(
+            f"{ref}: neither a checkpoint file nor a registered model NAME@ALIAS or NAME/VERSION"
+        )
+    source = str(mv.source)
+    local = Path(source.removeprefix("file://")) if source.startswith("file://") else None
+    if local is None or not local.exists():
+        import mlflow.artifacts
+
+        local = Path(mlflow.artifacts.download_artifacts(source, tracking_uri=tracking_uri))
+    info = {
+        "registered_model": mv.name,
+        "version": str(mv.version),
+        "run_id": str(mv.run_id),
+        "source": source,
+    }
+    return local, info
+
+
+def print_runs(limit: int = 20, tracking_uri: str = TrackingConfig.tracking_uri) -> None:
+    """Print recent runs with their metrics, and the registered model versions with aliases."""
+    client = _client(tracking_uri)
+    exps = client.search_experiments()
+    runs = client.search_runs(
+        [e.experiment_id for e in exps], order_by=["attributes.start_time DESC"], max_results=limit
+    )
+    print(f"{'run id':34} {'name':24} {'status':9} {'val/cer':>8} {'step':>7}")
+    for r in runs:
+        m = r.data.metrics
+        cer = m.get("val/cer")
+        print(
+            f"{r.info.run_id:34} {(r.info.run_name or '')[:24]:24} {r.info.status:9} "
+            f"{'' if cer is None else f'{cer:.4f}':>8} {int(m.get('step', 0)):>7}"
+        )
+    for rm in client.search_registered_models():
+        for mv in client.search_model_versions(f"name='{rm.name}'"):
+            aliases = [a for a, v in (rm.aliases or {}).items() if str(v) == str(mv.version)]
+            print(f"model {rm.name} v{mv.version} run={mv.run_id} aliases={','.join(aliases) or '-'}")
+    print(f"browse: make mlflow-ui  (mlflow ui --backend-store-uri {tracking_uri})")

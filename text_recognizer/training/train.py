@@ -1,0 +1,210 @@
+"""config -> data -> model -> Trainer.
+
+``text-recognizer train --config configs/line.yaml key.sub=value ...``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+
+from text_recognizer.data.modules import DataConfig, TextDataModule
+from text_recognizer.models.resnet_transformer import ModelConfig
+from text_recognizer.training.lit_module import LitRecognizer, OptimConfig
+from text_recognizer.training.tracking import SampleTable, TrackingConfig, make_logger, record_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings. Several GPUs or machines: ``devices``, ``num_nodes``, ``strategy``."""
+
+    max_epochs: int = 20
+    #: wall-clock limit "DD:HH:MM:SS" (None = no limit)
+    max_time: str | None = None
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    #: "bf16-mixed" or "16-mixed" on GPUs; full precision is fastest on most CPUs
+    precision: str = "32-true"
+    gradient_clip_val: float = 1.0
+    log_every_n_steps: int = 20
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    num_threads: int = 0
+    checkpoint_dir: str = "runs/checkpoints"
+    test_after_fit: bool = True
+
+
+@dataclass
+class TrainConfig:
+    name: str = "line"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    #: overrides of :class:`ModelConfig`; vocabulary, input height and output length come from the data
+    model: dict[str, Any] = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(known)}")
+        return cls(
+            name=d.get("name", "line"),
+            seed=int(d.get("seed", 0)),
+            data=DataConfig.from_dict(d.get("data", {})),
+            model=dict(d.get("model", {})),
+            optim=_build(OptimConfig, d.get("optim", {})),
+            trainer=_build(TrainerConfig, d.get("trainer", {})),
+            tracking=_build(TrackingConfig, d.get("tracking", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: Any, d: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = set(d) - names
+    if bad:
+        raise ValueError(f"unknown {cls.__name__} option(s) {sorted(bad)}; expected some of {sorted(names)}")
+    return cls(**d)
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``["trainer.max_epochs=3", "model.d_model=64"]`` applied to a nested dict (values parsed as YAML)."""
+    for item in overrides:
+        key, sep, raw = item.lstrip("-").partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return d
+
+
+def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise FileNotFoundError(f"config {path} not found (see configs/ for examples)")
+        raw = yaml.safe_load(path.read_text()) or {}
+    return TrainConfig.from_dict(apply_overrides(raw, overrides or []))
+
+
+def build_model_config(cfg: TrainConfig, data_config: dict[str, Any]) -> ModelConfig:
+    """Model defaults, then the config's overrides, then what the data dictates."""
+    merged = {**ModelConfig().to_dict(), **cfg.model}
+    merged.update(
+        vocab_size=len(data_config["vocab"]),
+        input_height=data_config["input_height"],
+        max_len=data_config["max_len"],
+    )
+    return ModelConfig.from_dict(merged)
+
+
+def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
+    """Train, test, record and register. Returns the final metrics and checkpoint paths."""
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    dm = TextDataModule(cfg.data)
+    data_config = dm.config()
+    model_cfg = build_model_config(cfg, data_config)
+    full = cfg.to_dict()
+    full["model"] = model_cfg.to_dict()
+    lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"], full)
+    lit.model.to(memory_format=lit.model.memory_format)  # type: ignore[call-overload]
+
+    ckpt_path: str | None = None
+    if resume:
+        ckpt_path = _find_resume(resume, cfg)
+        run_dir = Path(ckpt_path).parent
+    else:
+        run_dir = Path(cfg.trainer.checkpoint_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    logger = make_logger(cfg.tracking, run_dir.name)
+    best = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor="val/cer", mode="min", save_last=True, save_top_k=1
+    )
+    t = cfg.trainer
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        logger=logger,
+        # a plain tqdm bar when logging to a file, so that progress shows in the log
+        callbacks=[
+            best,
+            LearningRateMonitor("step"),
+            SampleTable(),
+            *([] if sys.stderr.isatty() else [TQDMProgressBar(refresh_rate=50)]),
+        ],
+        reload_dataloaders_every_n_epochs=1,
+        num_sanity_val_steps=1,
+    )
+    logger.log_hyperparams(full)
+    started = time.time()
+    trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    metrics["train_minutes"] = (time.time() - started) / 60
+    if t.test_after_fit and best.best_model_path:
+        result = trainer.test(lit, datamodule=dm, ckpt_path=best.best_model_path)
+        metrics.update({k: float(v) for k, v in result[0].items()})
+    version = record_run(logger, cfg.tracking, full, best.best_model_path or None, metrics)
+    out = {
+        "metrics": metrics,
+        "best": best.best_model_path,
+        "last": str(run_dir / "last.ckpt"),
+        "model_version": version,
+    }
+    log.info("training done: %s", out)
+    print(out)
+    return out
+
+
+def _find_resume(resume: str, cfg: TrainConfig) -> str:
+    if resume != "last":
+        if not Path(resume).exists():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint")
+        return resume
+    candidates = sorted(
+        Path(cfg.trainer.checkpoint_dir).glob(f"{cfg.name}-*/last.ckpt"), key=lambda p: p.stat().st_mtime
+    )
+    if not candidates:
+        raise FileNotFoundError(
+            f"--resume last: no last.ckpt under {cfg.trainer.checkpoint_dir}/{cfg.name}-*"
+        )
+    return str(candidates[-1])
+
+
+def train_from_config(
+    config: Path | None, overrides: list[str] | None = None, resume: str | None = None
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    train(load_config(config, overrides), resume=resume)
