@@ -1,0 +1,108 @@
+"""The fetched handwriting fonts: listing them and loading them at a given size (cached per process)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import ImageFont
+
+from text_recognizer.data.synth.assets import LICENSES_FILE, MIN_FAMILIES, MissingAssetsError
+from text_recognizer.paths import fonts_dir
+
+#: Size at which a font's x-height is measured, to render every font at a comparable letter size.
+_PROBE_SIZE = 100
+#: Lowercase letters without ascenders, whose median height above the baseline is the x-height.
+_X_LETTERS = "xacemnorsuvwz"
+
+
+@dataclass(frozen=True)
+class FontSpec:
+    """One font file of a family.
+
+    Attributes:
+        family: npm family name, e.g. ``"indie-flower"``.
+        path: the TTF file.
+        x_height: height of a lowercase ``x`` in pixels per pixel of font size (0.2 to 0.6 for these fonts).
+    """
+
+    family: str
+    path: Path
+    x_height: float
+
+
+def _records() -> list[dict[str, str]]:
+    index = fonts_dir() / LICENSES_FILE
+    if not index.exists():
+        raise MissingAssetsError(f"No handwriting fonts found in {fonts_dir()}")
+    records: list[dict[str, str]] = json.loads(index.read_text())
+    present = [r for r in records if (fonts_dir() / r["file"]).exists()]
+    if len({r["family"] for r in present}) < MIN_FAMILIES:
+        raise MissingAssetsError(
+            f"Only {len({r['family'] for r in present})} font families in {fonts_dir()} (need {MIN_FAMILIES})"
+        )
+    return present
+
+
+def list_font_families() -> list[str]:
+    """Names of the available handwriting font families, sorted.
+
+    Raises:
+        MissingAssetsError: the fonts were not fetched (the message says how to fetch them).
+    """
+    return sorted({r["family"] for r in _records()})
+
+
+def _x_height(path: Path) -> float:
+    font = ImageFont.truetype(str(path), _PROBE_SIZE)
+    heights = [max(1, -font.getbbox(c, anchor="ls")[1]) for c in _X_LETTERS]
+    return float(np.median(heights)) / _PROBE_SIZE
+
+
+@lru_cache(maxsize=1)
+def list_fonts() -> tuple[FontSpec, ...]:
+    """Every available font file with its measured x-height (loaded once per process)."""
+    paths = [(r["family"], fonts_dir() / r["file"]) for r in _records()]
+    return tuple(FontSpec(family=fam, path=path, x_height=_x_height(path)) for fam, path in paths)
+
+
+@lru_cache(maxsize=2048)
+def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    """A PIL font at ``size`` pixels, cached per ``(path, size)`` in this process."""
+    return ImageFont.truetype(str(path), size)
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """One rasterised character.
+
+    Attributes:
+        mask: uint8 ``[h, w]`` coverage (255 = ink); may be ``[0, 0]`` for a space.
+        left: x of the mask's left edge relative to the pen position.
+        top: y of the mask's top edge relative to the baseline (negative above it).
+        advance: pen advance in pixels.
+    """
+
+    mask: np.ndarray
+    left: int
+    top: int
+    advance: float
+
+
+@lru_cache(maxsize=60_000)
+def glyph(path: Path, size: int, char: str) -> Glyph:
+    """``char`` of the font at ``path`` rasterised at ``size`` pixels, cached per process.
+
+    Rasterising with FreeType costs tens of microseconds a glyph; composing lines from cached glyphs is what
+    makes the renderer fast.
+    """
+    font = load_font(path, size)
+    advance = float(font.getlength(char))
+    if char.isspace():
+        return Glyph(np.zeros((0, 0), np.uint8), 0, 0, advance)
+    im, (left, top) = font.getmask2(char, mode="L", anchor="ls")
+    mask = np.asarray(im, dtype=np.uint8).reshape(im.size[1], im.size[0])
+    return Glyph(mask, int(left), int(top), advance)

@@ -1,0 +1,478 @@
+"""The handwriting renderer: text -> an image that looks like a scan or phone photo of handwriting.
+
+Three stages, all driven by one seeded generator:
+
+1. *Writing* (:func:`_write_line`): characters are composed from cached glyphs of one font ("the writer"),
+   with per-word jitter of size, baseline, spacing and slant and per-character jitter of position.
+2. *Hand* (:func:`_distort`): one ``cv2.remap`` applies the per-word slant, a wavy and tilted baseline and a
+   smooth elastic displacement field; strokes are thickened or thinned.
+3. *Camera* (:func:`_photograph`): paper and ink tones, pen pressure, paper texture, uneven lighting
+   (gradient, vignette), blur, resolution loss, noise, JPEG artefacts, and either polarity.
+
+All sizes are relative to the x-height (height of a lowercase ``x``) so one config works at any scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from text_recognizer.data.synth.fonts import FontSpec, glyph, list_fonts
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Every knob of the renderer. Ranges are sampled uniformly; lengths are in x-heights unless noted."""
+
+    # writer
+    x_height_px: Range = (9.0, 20.0)  # x-height of rendered text in pixels (lines)
+    paragraph_x_height_px: Range = (8.0, 16.0)  # the same for paragraphs (pages are scaled down more)
+    font_size_step: float = 1.08  # font sizes are quantised geometrically (glyph cache hits)
+    word_size_jitter: float = 0.03  # sd of the log size ratio of a word to the line
+    char_size_jitter: float = 0.03  # sd of the log size ratio of a character to its word
+    word_baseline_jitter: float = 0.1  # sd of a word's baseline shift
+    char_baseline_jitter: float = 0.04  # sd of a character's baseline shift
+    char_spacing_jitter: float = 0.05  # sd of extra pen advance after a character
+    tracking: Range = (-0.05, 0.12)  # extra spacing between letters, per line
+    word_gap: Range = (0.5, 1.4)  # space between words (of the line; each gap jitters by word_gap_jitter)
+    word_gap_jitter: float = 0.25  # relative sd of each gap
+    slant: Range = (-0.45, 0.35)  # shear of the whole text (x shift per unit height; > 0 leans right)
+    word_slant_jitter: float = 0.06  # sd of a word's slant around the line's
+    # hand
+    p_thicker: float = 0.3  # chance of a broader pen (strokes dilated)
+    p_thinner: float = 0.15  # chance of a finer pen (strokes eroded; only for large enough text)
+    elastic_amplitude: Range = (0.0, 0.14)  # displacement of the elastic field
+    elastic_scale: Range = (0.8, 2.0)  # spacing of its control points
+    fine_elastic_amplitude: Range = (0.0, 0.06)  # a second, finer field that wobbles single strokes
+    fine_elastic_scale: Range = (0.25, 0.5)
+    baseline_wave: Range = (0.0, 0.25)  # amplitude of a slow baseline wave
+    baseline_wave_period: Range = (8.0, 40.0)
+    rotation_deg: Range = (-2.0, 2.0)  # tilt of a line (of the whole page for paragraphs)
+    # paragraph layout
+    line_spacing: Range = (2.3, 3.5)  # baseline-to-baseline distance
+    line_spacing_jitter: float = 0.06  # relative sd per line
+    line_rotation_jitter_deg: float = 0.4  # sd of each line's tilt around the page's
+    indent_jitter: float = 0.6  # sd of each line's left edge
+    p_first_line_indent: float = 0.3
+    margin: Range = (0.3, 1.5)  # space around the text, each side independently
+    # camera
+    p_dark_background: float = 0.5  # light ink on dark background (like IAM crops) instead of dark on light
+    paper_level: Range = (0.7, 1.0)  # paper brightness (light polarity)
+    scan_paper_level: Range = (0.82, 1.0)  # paper brightness of scans shown inverted (dark polarity)
+    ink_contrast: Range = (0.4, 0.9)  # paper minus ink brightness
+    pressure_variation: Range = (0.0, 0.35)  # slow variation of ink darkness along the strokes
+    paper_texture: Range = (0.0, 0.04)  # amplitude of blotchy paper texture
+    texture_scale: Range = (1.0, 6.0)  # size of its blotches (and of pen pressure changes)
+    lighting_gradient: Range = (0.0, 0.45)  # brightness change across the image (phone photo)
+    vignette: Range = (0.0, 0.35)
+    p_shadow: float = 0.2  # a soft shadow edge across the image (hand or phone)
+    shadow_depth: Range = (0.15, 0.45)
+    p_ruled: float = 0.15  # ruled notebook paper (light polarity)
+    ruled_contrast: Range = (0.08, 0.3)  # of the rules, relative to the paper
+    p_perspective: float = 0.3  # photo taken at an angle
+    perspective: Range = (0.0, 0.04)  # corner displacement, a fraction of the image size
+    p_blur: float = 0.5
+    blur_sigma: Range = (0.3, 1.1)  # in pixels at x-height 12, scaled with it
+    p_downscale: float = 0.25  # lose resolution: down and back up
+    downscale: Range = (0.45, 0.85)
+    noise_sigma: Range = (0.0, 0.05)  # gaussian pixel noise, in [0, 1] brightness
+    p_jpeg: float = 0.35
+    jpeg_quality: Range = (20.0, 90.0)
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """The sampled style of one image: one font, one size, one slant, for every line of it."""
+
+    font: FontSpec
+    x_height: float  # pixels
+    size: int  # font size in pixels, quantised
+    slant: float
+    tracking: float  # pixels
+    word_gap: float  # pixels
+    pen: int  # stroke change: 0 none, 2 or 3 dilate with a k x k square, -2 erode with 2 x 2
+
+
+def _u(rng: np.random.Generator, r: Range) -> float:
+    return float(rng.uniform(r[0], r[1]))
+
+
+def _quantise(size: float, step: float) -> int:
+    return max(6, round(step ** round(np.log(max(size, 1.0)) / np.log(step))))
+
+
+def _sample_writer(rng: np.random.Generator, cfg: RenderConfig, x_height_px: Range) -> _Writer:
+    fonts = list_fonts()
+    families = sorted({f.family for f in fonts})
+    family = families[int(rng.integers(len(families)))]
+    options = [f for f in fonts if f.family == family]
+    font = options[int(rng.integers(len(options)))]
+    xh = _u(rng, x_height_px)
+    size = _quantise(xh / font.x_height, cfg.font_size_step)
+    roll, pen = rng.random(), 0
+    if roll < cfg.p_thicker:
+        pen = 3 if xh > 15 and rng.random() < 0.5 else 2
+    elif roll < cfg.p_thicker + cfg.p_thinner and size >= 40:
+        pen = -2
+    return _Writer(
+        font=font,
+        x_height=xh,
+        size=size,
+        slant=_u(rng, cfg.slant),
+        tracking=_u(rng, cfg.tracking) * xh,
+        word_gap=_u(rng, cfg.word_gap) * xh,
+        pen=pen,
+    )
+
+
+@dataclass
+class _LineInk:
+    """Ink of one line: float32 ``[H, W]`` coverage in ``[0, 1]`` and the row of its baseline."""
+
+    ink: np.ndarray
+    baseline: int
+
+
+def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConfig) -> _LineInk:
+    """Compose ``text`` from glyphs with per-word and per-character jitter, then distort it.
+
+    Returns the ink with a pad of about one x-height of blank around the text.
+    """
+    xh = w.x_height
+    words = text.split(" ")
+    n = len(words)
+    sizes = [
+        _quantise(w.size * float(np.exp(rng.normal(0.0, cfg.word_size_jitter))), cfg.font_size_step)
+        for _ in range(n)
+    ]
+    word_dy = rng.normal(0.0, cfg.word_baseline_jitter * xh, n)
+    gaps = w.word_gap * np.clip(rng.normal(1.0, cfg.word_gap_jitter, n), 0.4, 2.0)
+    word_slant = w.slant + rng.normal(0.0, cfg.word_slant_jitter, n)
+    n_chars = len(text)
+    char_dy = rng.normal(0.0, cfg.char_baseline_jitter * xh, n_chars)
+    char_dx = rng.normal(0.0, cfg.char_spacing_jitter * xh, n_chars)
+    char_scale = np.exp(rng.normal(0.0, cfg.char_size_jitter, n_chars))
+
+    # lay out: (glyph, x, y relative to the baseline), and word extents for the slant
+    placed: list[tuple[np.ndarray, float, float]] = []
+    spans: list[tuple[float, float]] = []
+    x, k = 0.0, 0
+    top, bottom = -2.0 * xh, 1.0 * xh
+    for i, word in enumerate(words):
+        x0 = x
+        for ch in word:
+            g = glyph(w.font.path, _quantise(sizes[i] * char_scale[k], cfg.font_size_step), ch)
+            if g.mask.size:
+                gy = g.top + word_dy[i] + char_dy[k]
+                placed.append((g.mask, x + g.left, gy))
+                top, bottom = min(top, gy), max(bottom, gy + g.mask.shape[0])
+            x += g.advance + w.tracking + char_dx[k]
+            k += 1
+        spans.append((x0, x))
+        x += gaps[i]
+        k += 1  # the space
+    text_w = spans[-1][1] if spans else 1.0
+
+    # canvas with room for slant, tilt and waves
+    height = bottom - top
+    angle = np.deg2rad(_u(rng, cfg.rotation_deg))
+    wave = _u(rng, cfg.baseline_wave) * xh
+    pad_x = int(abs(w.slant) * height + 2 * xh)
+    pad_y = int(abs(np.tan(angle)) * text_w / 2 + wave + xh)
+    W = int(text_w) + 2 * pad_x + 1
+    H = int(height) + 2 * pad_y + 1
+    baseline = pad_y - int(top)
+    canvas = np.zeros((H, W), np.uint8)
+    for mask, gx, gy in placed:
+        r, c = baseline + round(gy), pad_x + round(gx)
+        h, wd = mask.shape
+        r0, c0 = max(r, 0), max(c, 0)
+        r1, c1 = min(r + h, H), min(c + wd, W)
+        if r1 > r0 and c1 > c0:
+            region = canvas[r0:r1, c0:c1]
+            np.maximum(region, mask[r0 - r : r1 - r, c0 - c : c1 - c], out=region)
+
+    canvas = _stroke_width(canvas, w.pen)
+    shear: np.ndarray = np.full(W, w.slant, np.float32)
+    for (s0, s1), sl in zip(spans, word_slant, strict=True):
+        shear[pad_x + int(s0) : pad_x + int(s1)] = sl
+    k_smooth = max(3, int(xh))
+    shear = np.convolve(shear, np.ones(k_smooth, np.float32) / k_smooth, mode="same")
+    ink = _distort(canvas, baseline, shear, angle, wave, w, rng, cfg)
+    return _LineInk(ink, baseline)
+
+
+def _stroke_width(canvas: np.ndarray, pen: int) -> np.ndarray:
+    """Thicken or thin the strokes of uint8 ``[H, W]`` ink for the writer's pen."""
+    if pen > 0:
+        return cv2.dilate(canvas, np.ones((pen, pen), np.uint8))
+    if pen < 0:
+        return cv2.erode(canvas, np.ones((-pen, -pen), np.uint8))
+    return canvas
+
+
+def _smooth_fields(
+    shape: tuple[int, int], spacing: float, rng: np.random.Generator, sd: float = 1.0
+) -> np.ndarray:
+    """Two smooth random fields, float32 ``[H, W, 2]``, with control points of standard deviation ``sd`` every
+    ``spacing`` pixels.
+
+    (OpenCV's bicubic resize is several times faster on two channels than on one.)
+    """
+    h, w = shape
+    gh, gw = max(2, int(h / spacing) + 2), max(2, int(w / spacing) + 2)
+    coarse = rng.standard_normal((gh, gw, 2), dtype=np.float32) * np.float32(sd)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+_NOISE_TILE = 1024
+
+
+@lru_cache(maxsize=1)
+def _noise_tile() -> np.ndarray:
+    """A fixed float32 ``[1024, 1024]`` tile of standard normal noise (drawing fresh noise costs more)."""
+    return np.random.default_rng(12345).standard_normal((_NOISE_TILE, _NOISE_TILE), dtype=np.float32)
+
+
+def _pixel_noise(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Standard normal noise ``[H, W]``: a random crop of the tile, randomly flipped (wrapped if large)."""
+    h, w = shape
+    tile = _noise_tile()
+    if rng.random() < 0.5:
+        tile = tile.T
+    flip_r, flip_c = (1 if f else -1 for f in rng.random(2) < 0.5)
+    tile = tile[::flip_r, ::flip_c]
+    r = int(rng.integers(0, max(1, _NOISE_TILE - h + 1)))
+    c = int(rng.integers(0, max(1, _NOISE_TILE - w + 1)))
+    crop = tile[r : r + h, c : c + w]
+    if crop.shape != (h, w):
+        crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1])), mode="wrap")
+    return crop
+
+
+def _distort(
+    canvas: np.ndarray,
+    baseline: int,
+    shear: np.ndarray,
+    angle: float,
+    wave: float,
+    w: _Writer,
+    rng: np.random.Generator,
+    cfg: RenderConfig,
+) -> np.ndarray:
+    """One remap of uint8 ``[H, W]`` ink: slant per column, tilt, baseline wave, elastic field.
+
+    Returns float32 ``[H, W]`` in ``[0, 1]``.
+    """
+    H, W = canvas.shape
+    xh = w.x_height
+    xs = np.arange(W, dtype=np.float32)[None, :]
+    ys = np.arange(H, dtype=np.float32)[:, None]
+    period = _u(rng, cfg.baseline_wave_period) * xh
+    phase = _u(rng, (0.0, 2 * np.pi))
+    dy_col = wave * np.sin(2 * np.pi * xs / period + phase) + np.tan(angle) * (xs - W / 2)
+    # one [H, W, 2] map of source (x, y) per output pixel: elastic fields, plus slant, plus baseline
+    maps = np.zeros((H, W, 2), np.float32)
+    for amplitude, scale in (
+        (cfg.elastic_amplitude, cfg.elastic_scale),
+        (cfg.fine_elastic_amplitude, cfg.fine_elastic_scale),
+    ):
+        amp = _u(rng, amplitude) * xh
+        spacing = max(2.0, _u(rng, scale) * xh)
+        if amp > 0.1:
+            maps += _smooth_fields((H, W), spacing, rng, amp)
+    maps[:, :, 0] += xs + shear[None, :] * (ys - baseline)
+    maps[:, :, 1] += ys + dy_col
+    # map1 holds both coordinates, so map2 is None (which OpenCV's type stubs do not allow)
+    out = cv2.remap(canvas, maps, None, interpolation=cv2.INTER_LINEAR)  # type: ignore[call-overload]
+    return out.astype(np.float32) * (1.0 / 255.0)
+
+
+def _crop_pad(
+    ink: np.ndarray, baselines: list[float], xh: float, rng: np.random.Generator, cfg: RenderConfig
+) -> tuple[np.ndarray, list[float]]:
+    """Crop float32 ``[H, W]`` ink to its extent and add random margins on each side.
+
+    Returns the new ink and the baseline rows moved with it.
+    """
+    rows = np.flatnonzero(ink.max(axis=1) > 0.1)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.1)
+    if rows.size == 0:
+        pad = int(xh)
+        return np.pad(ink, pad), [b + pad for b in baselines]
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    t, b, left, right = (int(_u(rng, cfg.margin) * xh) + 1 for _ in range(4))
+    return np.pad(ink, ((t, b), (left, right))), [y - rows[0] + t for y in baselines]
+
+
+def _rules(shape: tuple[int, int], baselines: list[float], xh: float, rng: np.random.Generator) -> np.ndarray:
+    """Ruled-paper lines under the text: float32 ``[H, 1]`` darkness profile in ``[0, 1]``."""
+    h = shape[0]
+    spacing = baselines[1] - baselines[0] if len(baselines) > 1 else _u(rng, (2.5, 3.5)) * xh
+    offset = baselines[0] + _u(rng, (0.0, 0.3)) * xh
+    first = offset - spacing * np.ceil(offset / spacing)
+    profile = np.zeros((h, 1), np.float32)
+    width = 1.0 + float(rng.random() < 0.3)
+    y = first
+    while y < h + width:
+        r0, r1 = int(np.floor(y)), int(np.floor(y + width))
+        profile[max(r0, 0) : max(min(r1 + 1, h), 0)] = 1.0
+        y += spacing
+    return cv2.GaussianBlur(profile, (1, 0), sigmaX=0.1, sigmaY=0.6)
+
+
+def _lighting(
+    shape: tuple[int, int], dark: bool, rng: np.random.Generator, cfg: RenderConfig
+) -> np.ndarray | None:
+    """Multiplicative lighting float32 ``[H, W]`` around 1: gradient, vignette, shadow edge (or None)."""
+    scale = 0.4 if dark else 1.0  # scans (the dark polarity) are evenly lit
+    grad = _u(rng, cfg.lighting_gradient) * scale
+    vig = _u(rng, cfg.vignette) * scale
+    shadow = not dark and rng.random() < cfg.p_shadow
+    if grad < 0.01 and vig < 0.01 and not shadow:
+        return None
+    # computed on a coarse grid and upsampled: the field is smooth
+    n = 17
+    u = np.linspace(-1.0, 1.0, n, dtype=np.float32)[None, :]
+    v = np.linspace(-1.0, 1.0, n, dtype=np.float32)[:, None]
+    theta = _u(rng, (0.0, 2 * np.pi))
+    cx, cy = _u(rng, (-0.5, 0.5)), _u(rng, (-0.5, 0.5))
+    light = 1.0 + grad * 0.5 * (u * np.cos(theta) + v * np.sin(theta))
+    light = light - vig * ((u - cx) ** 2 + (v - cy) ** 2) * 0.5
+    if shadow:
+        phi = _u(rng, (0.0, 2 * np.pi))
+        edge = (u * np.cos(phi) + v * np.sin(phi) - _u(rng, (-0.6, 0.6))) / _u(rng, (0.05, 0.3))
+        light = light * (1.0 - _u(rng, cfg.shadow_depth) / (1.0 + np.exp(-edge)))
+    h, w = shape
+    return cv2.resize(light.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _perspective(img: np.ndarray, rng: np.random.Generator, cfg: RenderConfig) -> np.ndarray:
+    """Warp float32 ``[H, W]`` as if photographed at a slight angle (edges replicated).
+
+    Corners only move inwards, so no text leaves the image.
+    """
+    h, w = img.shape
+    amount = _u(rng, cfg.perspective)
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    inwards = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
+    jitter = rng.uniform(0.0, amount, (4, 2)) * np.array([w, h]) * inwards
+    dst = (src + jitter).astype(np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _photograph(
+    ink: np.ndarray, baselines: list[float], xh: float, rng: np.random.Generator, cfg: RenderConfig
+) -> np.ndarray:
+    """Ink coverage float32 ``[H, W]`` -> uint8 ``[H, W]`` photo or scan of it on paper.
+
+    ``baselines`` (rows of the text's baselines) place ruled-paper lines when the paper is ruled.
+    """
+    H, W = ink.shape
+    dark = rng.random() < cfg.p_dark_background
+    paper = _u(rng, cfg.scan_paper_level if dark else cfg.paper_level)
+    ink_level = max(0.0, paper - _u(rng, cfg.ink_contrast))
+    # pen pressure: ink darkness varies slowly along the strokes; paper texture: blotches
+    pressure = _u(rng, cfg.pressure_variation)
+    texture = _u(rng, cfg.paper_texture) * (0.5 if dark else 1.0)
+    fields = _smooth_fields((H, W), _u(rng, cfg.texture_scale) * xh, rng)
+    ink = ink * np.clip(1.0 - pressure * np.abs(fields[:, :, 0]), 0.2, 1.0)
+    bg = paper + texture * fields[:, :, 1]
+    if not dark and rng.random() < cfg.p_ruled:
+        bg = bg - (_u(rng, cfg.ruled_contrast) * paper) * _rules((H, W), baselines, xh, rng)
+    img: np.ndarray = bg + (ink_level - bg) * ink
+    light = _lighting((H, W), dark, rng, cfg)
+    if light is not None:
+        img = img * light
+    if dark:
+        img = 1.0 - img
+    img = np.asarray(img, dtype=np.float32)
+    if not dark and rng.random() < cfg.p_perspective:
+        img = _perspective(img, rng, cfg)
+    if rng.random() < cfg.p_blur:
+        sigma = _u(rng, cfg.blur_sigma) * xh / 12.0
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=sigma)
+    if rng.random() < cfg.p_downscale:
+        f = _u(rng, cfg.downscale)
+        small = cv2.resize(img, (max(2, int(W * f)), max(2, int(H * f))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    noise = _u(rng, cfg.noise_sigma)
+    if noise > 0.003:
+        img = img + _pixel_noise((H, W), rng) * noise
+    out: np.ndarray = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.p_jpeg:
+        quality = int(_u(rng, cfg.jpeg_quality))
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            out = decoded
+    return out
+
+
+def render_line(text: str, rng: np.random.Generator, cfg: RenderConfig | None = None) -> np.ndarray:
+    """Render one line of handwriting.
+
+    Args:
+        text: the line (characters of the vocabulary, no newline).
+        rng: the only source of randomness: same generator state, same image.
+        cfg: renderer knobs; defaults to :class:`RenderConfig`.
+    Returns:
+        uint8 ``[H, W]`` grayscale, dark ink on light paper or light ink on dark.
+    """
+    cfg = cfg or RenderConfig()
+    w = _sample_writer(rng, cfg, cfg.x_height_px)
+    line = _write_line(text, w, rng, cfg)
+    ink, baselines = _crop_pad(line.ink, [float(line.baseline)], w.x_height, rng, cfg)
+    return _photograph(ink, baselines, w.x_height, rng, cfg)
+
+
+def render_paragraph(
+    lines: list[str], rng: np.random.Generator, cfg: RenderConfig | None = None
+) -> np.ndarray:
+    """Render lines written by one hand, stacked as a paragraph.
+
+    Args:
+        lines: the lines, top to bottom (at least one).
+        rng: the only source of randomness.
+        cfg: renderer knobs; defaults to :class:`RenderConfig`.
+    Returns:
+        uint8 ``[H, W]`` grayscale.
+    """
+    if not lines:
+        raise ValueError("render_paragraph needs at least one line")
+    cfg = cfg or RenderConfig()
+    w = _sample_writer(rng, cfg, cfg.paragraph_x_height_px)
+    xh = w.x_height
+    page_angle = _u(rng, cfg.rotation_deg)
+    spacing = _u(rng, cfg.line_spacing) * xh
+    inks: list[_LineInk] = []
+    for text in lines:
+        tilt = page_angle + float(rng.normal(0.0, cfg.line_rotation_jitter_deg))
+        inks.append(_write_line(text, w, rng, replace(cfg, rotation_deg=(tilt, tilt))))
+    # place each line's baseline on the page, with indents
+    lefts = rng.normal(0.0, cfg.indent_jitter * xh, len(inks))
+    if rng.random() < cfg.p_first_line_indent:
+        lefts[0] += _u(rng, (1.0, 4.0)) * xh
+    lefts -= lefts.min()
+    baselines = [0.0]
+    for _ in inks[1:]:
+        jitter = float(np.clip(rng.normal(1.0, cfg.line_spacing_jitter), 0.8, 1.2))
+        baselines.append(baselines[-1] + spacing * jitter)
+    tops = [int(b) - li.baseline for b, li in zip(baselines, inks, strict=True)]
+    y0 = -min(tops)
+    H = max(t + y0 + li.ink.shape[0] for t, li in zip(tops, inks, strict=True))
+    W = max(int(x) + li.ink.shape[1] for x, li in zip(lefts, inks, strict=True))
+    page = np.zeros((H, W), np.float32)
+    for t, x, li in zip(tops, lefts, inks, strict=True):
+        r, c = t + y0, int(x)
+        h, wd = li.ink.shape
+        region = page[r : r + h, c : c + wd]
+        np.maximum(region, li.ink, out=region)
+    ink, rows = _crop_pad(page, [b + y0 for b in baselines], xh, rng, cfg)
+    return _photograph(ink, rows, xh, rng, cfg)
