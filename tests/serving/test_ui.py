@@ -1,0 +1,94 @@
+"""The web page's handlers, in-process and against a remote API, and the page mounted in the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import get_args
+
+import gradio as gr
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from serving_helpers import live_server, png_bytes
+
+from text_recognizer.serving.api import create_app
+from text_recognizer.serving.core import PredictorLike, RecognitionService
+from text_recognizer.serving.schemas import FeedbackRequest, FlagReason
+from text_recognizer.serving.settings import ServingSettings
+from text_recognizer.serving.ui import (
+    REASON_LABELS,
+    LocalBackend,
+    RemoteBackend,
+    RemoteError,
+    UIHandlers,
+    example_images,
+)
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> str:
+    path = tmp_path / "line.png"
+    path.write_bytes(png_bytes())
+    return str(path)
+
+
+def test_local_handlers_predict_and_flag(
+    make_service: Callable[..., RecognitionService], real_predictor: PredictorLike, image_file: str
+) -> None:
+    service = make_service(real_predictor)
+    handlers = UIHandlers(LocalBackend(lambda: service))
+    text, info, pid, prefill, status = handlers.predict(image_file)
+    assert text == prefill == real_predictor.predict(Path(image_file).read_bytes()).text
+    assert "Confidence" in info and real_predictor.model_version in info and status == ""
+    assert pid is not None
+    saved = handlers.flag(pid, "hello", "wrong_text")
+    assert "Saved as feedback #1" in saved
+    assert [s.text for s in service.store.corrected_samples()] == ["hello"]
+    assert [r.source for r in service.store.predictions()] == ["ui"]
+    assert handlers.predict(None) == ("", "", None, "", "")
+    with pytest.raises(gr.Error):
+        handlers.flag(None, "x", "wrong_text")
+
+
+def test_remote_backend_against_a_live_api(
+    settings: ServingSettings, real_predictor: PredictorLike, image_file: str, tmp_path: Path
+) -> None:
+    with live_server(create_app(settings, real_predictor)) as url:
+        handlers = UIHandlers(RemoteBackend(url + "/"))
+        text, _, pid, _, _ = handlers.predict(image_file)
+        assert text == real_predictor.predict(Path(image_file).read_bytes()).text
+        assert pid is not None and len(pid) == 32
+        assert "Saved as feedback" in handlers.flag(pid, "hello", "missing_text")
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(b"not an image")
+        with pytest.raises(gr.Error, match="not a readable image"):
+            handlers.predict(str(bad))
+        with pytest.raises(RemoteError, match="no prediction with id"):
+            RemoteBackend(url).feedback(FeedbackRequest(prediction_id="a" * 32, correct_text="x"))
+
+
+def test_remote_backend_unreachable() -> None:
+    backend = RemoteBackend("http://127.0.0.1:9", timeout_s=2.0)
+    with pytest.raises(RemoteError, match="cannot be reached"):
+        backend.predict(png_bytes())
+
+
+def test_reasons_and_examples() -> None:
+    assert set(REASON_LABELS) == set(get_args(FlagReason))
+    examples = example_images()
+    assert len(examples) >= 3
+    for path in examples:
+        with Image.open(path) as img:
+            assert img.format == "PNG" and min(img.size) >= 32
+
+
+def test_page_mounted_at_root(
+    make_client: Callable[..., TestClient], settings: ServingSettings, real_predictor: PredictorLike
+) -> None:
+    client = make_client(replace(settings, ui=True), real_predictor)
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert client.get("/health").json()["status"] == "ok"  # API routes keep precedence
+    assert client.post("/predict", json={}).json()["error"]["code"] == "invalid_request"

@@ -1,0 +1,223 @@
+"""Request -> predictor -> response, shared by the HTTP API, the Lambda handler and the web page.
+
+Limits applied here, in order: encoded size (before decoding base64), decoded size, image format and pixel
+count (read from the header, so a decompression bomb is refused before it is decoded), then prediction time.
+Every refusal is a :class:`~text_recognizer.serving.errors.ServingError` with its own 4xx status and code.
+
+Concurrency: one predictor (one ONNX Runtime session, which is thread-safe) serves every request of the
+process. Predictions run on a pool of ``max_concurrency`` threads; at most ``max_queue`` more may wait, the
+rest are refused at once with ``503 overloaded``. A prediction that passes ``predict_timeout_s`` answers
+``503 prediction_timeout``; its thread keeps its pool slot until it really ends, so the bound always holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Protocol
+
+from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
+
+from text_recognizer.images import ImageError
+from text_recognizer.predictor_types import Prediction
+from text_recognizer.serving.errors import (
+    BadBase64,
+    InvalidJSON,
+    InvalidRequest,
+    NotAnImage,
+    Overloaded,
+    PayloadTooLarge,
+    PredictionTimeout,
+    ServingError,
+    TooManyPixels,
+)
+from text_recognizer.serving.fetch import FetchLimits, fetch_image
+from text_recognizer.serving.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    HealthResponse,
+    PredictRequest,
+    PredictResponse,
+)
+from text_recognizer.serving.settings import ServingSettings
+from text_recognizer.serving.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Pillow formats accepted from users; others (EPS, PDF, exotic decoders) are refused before decoding.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+
+
+class PredictorLike(Protocol):
+    """What serving needs of :class:`text_recognizer.predictor.Predictor`."""
+
+    @property
+    def model_version(self) -> str: ...
+
+    def predict(self, image: bytes) -> Prediction: ...
+
+
+def request_error(errors: Sequence[Mapping[str, Any]]) -> ServingError:
+    """Pydantic/FastAPI validation errors -> :class:`InvalidJSON` or :class:`InvalidRequest`."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return InvalidJSON("the request body is not valid JSON")
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return InvalidRequest("; ".join(parts) or "invalid request")
+
+
+def decode_base64_image(value: str, max_bytes: int) -> bytes:
+    """Plain base64 (standard or URL-safe alphabet, padding optional) or a ``data:...;base64,`` URL -> bytes.
+
+    Raises:
+        BadBase64: not base64, empty, or a data URL that is not base64-encoded.
+        PayloadTooLarge: more than ``max_bytes`` once decoded.
+    """
+    payload = value
+    if value[:5].lower() == "data:":
+        header, sep, payload = value.partition(",")
+        if not sep:
+            raise BadBase64("data URL has no ',' before its data")
+        if not header.lower().endswith(";base64"):
+            raise BadBase64("data URL must be base64-encoded ('data:image/png;base64,...')")
+    payload = "".join(payload.split())
+    if not payload:
+        raise BadBase64("'image' is empty")
+    if len(payload) // 4 * 3 > max_bytes:
+        raise PayloadTooLarge(f"image is about {len(payload) // 4 * 3} bytes; the limit is {max_bytes}")
+    payload = payload.replace("-", "+").replace("_", "/")
+    payload += "=" * (-len(payload) % 4)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BadBase64(f"'image' is not valid base64 ({e})") from e
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes}")
+    if not data:
+        raise BadBase64("'image' decodes to nothing")
+    return data
+
+
+def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Read the header only: the format must be one of :data:`IMAGE_FORMATS` and ``width * height`` at most
+    ``max_pixels``. Returns ``(width, height)``.
+
+    Raises:
+        NotAnImage, TooManyPixels.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            width, height = img.size
+    except Image.DecompressionBombError as e:
+        raise TooManyPixels(f"image has too many pixels ({e}); the limit is {max_pixels}") from e
+    except Exception as e:
+        raise NotAnImage(
+            f"not a readable image; send PNG, JPEG, GIF, BMP, TIFF or WebP ({type(e).__name__})"
+        ) from e
+    if width * height > max_pixels:
+        raise TooManyPixels(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    if width < 2 or height < 2:
+        raise NotAnImage(f"image is {width}x{height} pixels; it needs at least 2x2")
+    return width, height
+
+
+class RecognitionService:
+    """The whole serving pipeline around one predictor and one store. Thread-safe."""
+
+    def __init__(self, predictor: PredictorLike, store: Store, settings: ServingSettings) -> None:
+        self.predictor = predictor
+        self.store = store
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.max_concurrency, thread_name_prefix="predict"
+        )
+        self._slots = threading.BoundedSemaphore(settings.max_concurrency + settings.max_queue)
+
+    @property
+    def model_version(self) -> str:
+        return self.predictor.model_version
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
+    def image_bytes(self, request: PredictRequest) -> bytes:
+        """The image file of a request: decoded from ``image`` or downloaded from ``image_url``."""
+        s = self.settings
+        if request.image is not None:
+            return decode_base64_image(request.image, s.max_image_bytes)
+        assert request.image_url is not None  # PredictRequest guarantees exactly one
+        limits = FetchLimits(s.max_image_bytes, s.fetch_timeout_s, s.allow_private_urls, s.max_redirects)
+        return fetch_image(request.image_url, limits)
+
+    def predict_request(self, request: PredictRequest, source: str = "json") -> PredictResponse:
+        started = time.perf_counter()
+        data = self.image_bytes(request)
+        return self.predict_bytes(data, "url" if request.image_url is not None else source, started)
+
+    def predict_bytes(self, data: bytes, source: str, started: float | None = None) -> PredictResponse:
+        """Read one image file and record it; ``started`` (perf_counter) counts earlier work in latency."""
+        started = time.perf_counter() if started is None else started
+        if len(data) > self.settings.max_image_bytes:
+            raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {self.settings.max_image_bytes}")
+        check_image(data, self.settings.max_pixels)
+        pred = self._run_model(data)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            pid = self.store.record_prediction(data, pred, latency_ms, source)
+        except SQLAlchemyError:
+            log.exception("could not record a prediction in the monitoring store")
+            pid = uuid.uuid4().hex
+        return PredictResponse.build(pred, latency_ms, pid)
+
+    def _run_model(self, data: bytes) -> Prediction:
+        if not self._slots.acquire(blocking=False):
+            raise Overloaded("the server is busy; retry in a moment")
+        try:
+            future: Future[Prediction] = self._executor.submit(self.predictor.predict, data)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=self.settings.predict_timeout_s)
+        except FutureTimeout as e:
+            future.cancel()
+            raise PredictionTimeout(
+                f"the prediction took longer than {self.settings.predict_timeout_s:g} s; the server may be "
+                "busy, or send a smaller image cropped to the text"
+            ) from e
+        except CancelledError as e:
+            raise Overloaded("the server is shutting down; retry in a moment") from e
+        except ImageError as e:
+            raise NotAnImage(str(e)) from e
+
+    def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        text = request.correct_text.strip() if request.correct_text is not None else None
+        fid = self.store.record_feedback(request.prediction_id, text or None, request.reason)
+        return FeedbackResponse(feedback_id=fid, prediction_id=request.prediction_id)
+
+    def health(self) -> HealthResponse:
+        return HealthResponse(
+            status="ok", model_version=self.model_version, store="ok" if self.store.ping() else "unavailable"
+        )
+
+
+def build_service(settings: ServingSettings) -> RecognitionService:
+    """Load the staged model and open the store named by ``settings`` (the slow part of a cold start)."""
+    from text_recognizer.predictor import load_predictor
+
+    predictor = load_predictor(settings.model)
+    return RecognitionService(predictor, Store(settings.db), settings)

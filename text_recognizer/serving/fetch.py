@@ -1,0 +1,174 @@
+"""Safe download of a user-supplied ``image_url`` (server-side request forgery defences).
+
+* Only ``http`` and ``https``.
+* The host is resolved once and every address checked; the connection then goes to that checked address (the
+  ``Host`` header and TLS SNI keep the name), so a DNS answer cannot change between check and use.
+* Loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses are refused;
+  ``allow_private`` admits private and loopback ones only.
+* Redirects are followed by hand, at most ``max_redirects``, each target checked like the first URL.
+* The body is streamed with a byte cap and an overall deadline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import httpx
+
+from text_recognizer.serving.errors import BadURL, DownloadFailed, DownloadTooLarge, ForbiddenURL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_REDIRECTS = {301, 302, 303, 307, 308}
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int
+    timeout_s: float
+    allow_private: bool = False
+    max_redirects: int = 3
+
+
+def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
+    """Why ``ip`` may not be fetched from, or None when it may."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return address_refusal(ip.ipv4_mapped, allow_private)
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_loopback:
+        return None if allow_private else "a loopback address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if ip.is_private:
+        return None if allow_private else "a private address"
+    if not ip.is_global:
+        return "a non-public address"
+    return None
+
+
+def resolve_checked(host: str, port: int, allow_private: bool) -> IPAddress:
+    """Resolve ``host`` and return its first address, after checking all of them.
+
+    Raises:
+        DownloadFailed: the name does not resolve.
+        ForbiddenURL: any address is refused (a name with one private address is refused whole).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError) as e:
+        raise DownloadFailed(f"image_url host {host!r} does not resolve ({e})") from e
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise DownloadFailed(f"image_url host {host!r} has no address")
+    for ip in addresses:
+        reason = address_refusal(ip, allow_private)
+        if reason:
+            raise ForbiddenURL(f"image_url host {host!r} resolves to {ip}, {reason}; such URLs are refused")
+    return addresses[0]
+
+
+def _checked_url(url: str, allow_private: bool) -> tuple[httpx.URL, IPAddress]:
+    """Parse and check one URL; returns it and the address to connect to."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as e:
+        raise BadURL(f"image_url is not a valid URL ({e})") from e
+    if parsed.scheme not in ("http", "https"):
+        raise BadURL(f"image_url must be http or https, not {parsed.scheme or 'a relative URL'!r}")
+    host = parsed.raw_host.decode("ascii")
+    if not host:
+        raise BadURL("image_url has no host")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed, resolve_checked(host.strip("[]"), port, allow_private)
+
+
+def fetch_image(url: str, limits: FetchLimits, client: httpx.Client | None = None) -> bytes:
+    """Download ``url`` within ``limits``.
+
+    Returns:
+        the response body, at most ``limits.max_bytes`` bytes.
+    Raises:
+        BadURL, ForbiddenURL, DownloadFailed, DownloadTooLarge (all :class:`ServingError`).
+    """
+    deadline = time.monotonic() + limits.timeout_s
+    own = client is None
+    http = client or httpx.Client(follow_redirects=False, trust_env=False)
+    try:
+        for _ in range(limits.max_redirects + 1):
+            parsed, ip = _checked_url(url, limits.allow_private)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s")
+            location = _get(http, parsed, ip, limits, deadline)
+            if isinstance(location, bytes):
+                return location
+            url = urljoin(str(parsed), location)
+        raise DownloadFailed(f"image_url redirected more than {limits.max_redirects} times")
+    finally:
+        if own:
+            http.close()
+
+
+def _get(
+    http: httpx.Client, parsed: httpx.URL, ip: IPAddress, limits: FetchLimits, deadline: float
+) -> bytes | str:
+    """One request to the checked address: the body, or the redirect target."""
+    host = parsed.raw_host.decode("ascii")
+    target = parsed.copy_with(host=str(ip))
+    host_header = host if parsed.port is None else f"{host}:{parsed.port}"
+    timeout = httpx.Timeout(max(0.01, deadline - time.monotonic()))
+    extensions = {"sni_hostname": host.strip("[]")} if parsed.scheme == "https" else {}
+    request = http.build_request(
+        "GET",
+        target,
+        headers={"Host": host_header, "Accept": "image/*"},
+        timeout=timeout,
+        extensions=extensions,
+    )
+    try:
+        response = http.send(request, stream=True)
+    except httpx.TimeoutException as e:
+        raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s") from e
+    except httpx.HTTPError as e:
+        raise DownloadFailed(f"image_url could not be fetched ({type(e).__name__}: {e})") from e
+    try:
+        if response.status_code in _REDIRECTS:
+            location = response.headers.get("location")
+            if not location:
+                raise DownloadFailed(f"image_url answered {response.status_code} without a Location")
+            return location
+        if response.status_code != 200:
+            raise DownloadFailed(f"image_url answered HTTP {response.status_code}, expected 200")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+            raise DownloadTooLarge(f"image_url is {declared} bytes; the limit is {limits.max_bytes}")
+        return _read_capped(response, limits, deadline)
+    finally:
+        response.close()
+
+
+def _read_capped(response: httpx.Response, limits: FetchLimits, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes(_CHUNK):
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise DownloadTooLarge(f"image_url is more than {limits.max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s")
+            chunks.append(chunk)
+    except httpx.TimeoutException as e:
+        raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s") from e
+    except httpx.HTTPError as e:
+        raise DownloadFailed(f"image_url download failed ({type(e).__name__}: {e})") from e
+    return b"".join(chunks)

@@ -1,0 +1,173 @@
+"""AWS Lambda adapter over :mod:`text_recognizer.serving.core` (no FastAPI in the request path).
+
+Accepts Lambda Function URL and API Gateway HTTP API (payload 2.0) events and API Gateway REST API (payload
+1.0) events, with plain or base64-encoded bodies. Routes (matched on the end of the path, so a stage prefix is
+fine):
+
+* ``POST .../predict``: JSON ``{"image"}`` or ``{"image_url"}``; or the raw image file with an ``image/*`` or
+  ``application/octet-stream`` content type.
+* ``POST .../predict/upload``: multipart form with a ``file`` field.
+* ``POST .../feedback``, ``GET .../health``.
+
+The model is loaded once per container, on the first request (not at import, so the init phase stays short).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.parser
+import email.policy
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from text_recognizer.serving.core import RecognitionService, build_service, request_error
+from text_recognizer.serving.errors import (
+    BadBase64,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServingError,
+    UnsupportedMediaType,
+    error_body,
+)
+from text_recognizer.serving.schemas import FeedbackRequest, PredictRequest
+from text_recognizer.serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+_service: RecognitionService | None = None
+_service_lock = threading.Lock()
+
+
+def get_service() -> RecognitionService:
+    """The container's service, built from ``TEXT_RECOGNIZER_*`` variables on first use."""
+    global _service
+    with _service_lock:
+        if _service is None:
+            _service = build_service(ServingSettings.from_env())
+        return _service
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_event(event: Any, max_bytes: int) -> HttpRequest:
+    """A Function URL / HTTP API (2.0) or REST API (1.0) event -> method, path, lower-case headers, body."""
+    if not isinstance(event, dict):
+        raise InvalidRequest("the Lambda event is not a JSON object")
+    context = event.get("requestContext") or {}
+    http = context.get("http") if isinstance(context, dict) else None
+    if isinstance(http, dict) and "method" in http:
+        method, path = str(http["method"]), str(event.get("rawPath") or http.get("path") or "/")
+    elif "httpMethod" in event:
+        method, path = str(event["httpMethod"]), str(event.get("path") or "/")
+    else:
+        raise InvalidRequest("not an API Gateway or Lambda Function URL event")
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        raise InvalidRequest("the event body is not a string")
+    if len(raw) > max_bytes * 4 // 3 + 4:
+        raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise BadBase64(f"the event body is marked base64 but is not ({e})") from e
+    else:
+        body = raw.encode("utf-8")
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
+    return HttpRequest(method.upper(), path.rstrip("/") or "/", headers, body)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _json_model(model: type[M], body: bytes) -> M:
+    try:
+        return model.model_validate_json(body or b"null")
+    except ValidationError as e:
+        raise request_error(e.errors()) from e
+
+
+def multipart_file(request: HttpRequest, field: str = "file") -> bytes:
+    """The bytes of form field ``field`` of a ``multipart/form-data`` body."""
+    if request.content_type != "multipart/form-data":
+        raise UnsupportedMediaType("send the image as multipart/form-data with a 'file' field")
+    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    if message.is_multipart():
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == field:
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    return payload
+    raise InvalidRequest(f"the multipart body has no '{field}' field")
+
+
+def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[str, Any]]:
+    """Dispatch one request; returns ``(status, JSON body)``."""
+    routes = {"/predict/upload": "POST", "/predict": "POST", "/feedback": "POST", "/health": "GET"}
+    name = next((r for r in routes if request.path == r or request.path.endswith(r)), None)
+    if name is None:
+        raise NotFound(f"no route {request.path}; try POST /predict")
+    if request.method != routes[name]:
+        raise MethodNotAllowed(f"{name} takes {routes[name]}, not {request.method}")
+    if name == "/health":
+        return 200, service.health().model_dump()
+    if name == "/feedback":
+        return 200, service.feedback(_json_model(FeedbackRequest, request.body)).model_dump()
+    if name == "/predict/upload":
+        return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
+    if request.content_type.startswith("image/") or request.content_type == "application/octet-stream":
+        return 200, service.predict_bytes(request.body, "lambda").model_dump()
+    if request.content_type == "multipart/form-data":
+        return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
+    if request.content_type not in ("", "application/json"):
+        raise UnsupportedMediaType(f"POST /predict takes application/json, not {request.content_type}")
+    return 200, service.predict_request(_json_model(PredictRequest, request.body), "lambda").model_dump()
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def handle_event(event: Any, service: Callable[[], RecognitionService]) -> dict[str, Any]:
+    """One event -> one Lambda proxy response. Errors become JSON; nothing raises."""
+    try:
+        svc = service()
+        status, body = route(parse_event(event, svc.settings.max_request_bytes), svc)
+        return _response(status, body)
+    except ServingError as e:
+        return _response(e.status, e.body())
+    except Exception:
+        log.exception("unhandled error in the Lambda handler")
+        return _response(500, error_body("internal_error", "internal server error; it has been logged"))
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """The Lambda entry point (``CMD ["text_recognizer.serving.lambda_handler.handler"]``)."""
+    return handle_event(event, get_service)

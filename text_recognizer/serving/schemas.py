@@ -1,0 +1,89 @@
+"""Request and response models of the JSON API (and of the Lambda handler, which shares them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from text_recognizer.predictor_types import Prediction
+
+#: Why a user flagged a prediction; "wrong_text" is what the web page sends with a correction.
+FlagReason = Literal["wrong_text", "missing_text", "extra_text", "not_handwriting", "other"]
+PREDICTION_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class PredictRequest(BaseModel):
+    """Exactly one of ``image`` (inline) or ``image_url`` (downloaded by the server)."""
+
+    image: str | None = Field(
+        default=None,
+        description="The image file (PNG, JPEG, GIF, BMP, TIFF or WebP) as base64, or as a data URL "
+        "('data:image/png;base64,...').",
+    )
+    image_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="An http(s) URL of the image. Private, loopback and link-local addresses are refused.",
+        examples=["https://example.com/note.png"],
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictRequest:
+        if (self.image is None) == (self.image_url is None):
+            raise ValueError("give exactly one of 'image' (base64 or data URL) or 'image_url'")
+        return self
+
+
+class LineOut(BaseModel):
+    text: str
+    confidence: float = Field(description="Geometric mean of the per-character probabilities, 0..1.")
+    box: tuple[int, int, int, int] = Field(description="(top, bottom, left, right) in pixels of the input.")
+
+
+class PredictResponse(BaseModel):
+    pred: str = Field(description="The recognised text; lines joined by '\\n'.")
+    confidence: float = Field(description="Mean line confidence, 0..1.")
+    lines: list[LineOut]
+    model_version: str
+    latency_ms: float = Field(description="Server time for this request, decoding and download included.")
+    prediction_id: str = Field(description="Pass it to POST /feedback to flag or correct this prediction.")
+
+    @classmethod
+    def build(cls, pred: Prediction, latency_ms: float, prediction_id: str) -> PredictResponse:
+        return cls(
+            pred=pred.text,
+            confidence=pred.confidence,
+            lines=[LineOut(text=ln.text, confidence=ln.confidence, box=ln.box) for ln in pred.lines],
+            model_version=pred.model_version,
+            latency_ms=latency_ms,
+            prediction_id=prediction_id,
+        )
+
+
+class FeedbackRequest(BaseModel):
+    prediction_id: str = Field(pattern=PREDICTION_ID_PATTERN, description="From a /predict response.")
+    correct_text: str | None = Field(
+        default=None, max_length=10_000, description="What the image really says; lines joined by '\\n'."
+    )
+    reason: FlagReason = "wrong_text"
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+    prediction_id: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    model_version: str
+    store: Literal["ok", "unavailable"]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. 'too_many_pixels'.")
+    message: str = Field(description="What went wrong and what to change.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

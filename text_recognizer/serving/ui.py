@@ -1,0 +1,202 @@
+"""The web page (Gradio): upload, paste or photograph handwriting, read the text, flag a wrong answer.
+
+It runs inside the API process (:func:`mount_ui`, calling the service directly) or on its own against a remote
+API (:func:`run_standalone`, over HTTP). Both go through a :class:`UIBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from text_recognizer.serving.errors import ServingError
+from text_recognizer.serving.schemas import FeedbackRequest, FeedbackResponse, PredictResponse
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from text_recognizer.serving.core import RecognitionService
+
+#: Synthetic examples, never IAM: ``text-recognizer synth --split test --kind line --count 4 --seed 11``
+#: (lines 1-3 are its images 1, 2, 0) and ``--kind paragraph --count 3 --seed 12`` (paragraphs: images 0, 2).
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+#: Labels of :data:`~text_recognizer.serving.schemas.FlagReason` values on the page.
+REASON_LABELS: dict[str, str] = {
+    "wrong_text": "Some words are wrong",
+    "missing_text": "Text is missing",
+    "extra_text": "Text that is not there",
+    "not_handwriting": "Not handwriting",
+    "other": "Something else",
+}
+
+
+class UIBackend(Protocol):
+    def predict(self, image: bytes) -> PredictResponse: ...
+
+    def feedback(self, request: FeedbackRequest) -> FeedbackResponse: ...
+
+
+class LocalBackend:
+    """Calls the in-process service (looked up on each call: it is created in the app's lifespan)."""
+
+    def __init__(self, service: Callable[[], RecognitionService]) -> None:
+        self._service = service
+
+    def predict(self, image: bytes) -> PredictResponse:
+        return self._service().predict_bytes(image, "ui")
+
+    def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        return self._service().feedback(request)
+
+
+class RemoteError(ServingError):
+    """An error answer from the remote API, with its code and message."""
+
+
+class RemoteBackend:
+    """Calls a remote text-recognizer API over HTTP (``POST /predict/upload`` and ``POST /feedback``)."""
+
+    def __init__(self, api_url: str, client: httpx.Client | None = None, timeout_s: float = 60.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.client = client or httpx.Client(timeout=timeout_s)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.client.request(method, f"{self.api_url}{path}", **kwargs)
+        except httpx.HTTPError as e:
+            raise RemoteError(f"the API at {self.api_url} cannot be reached ({type(e).__name__})") from e
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400 or not isinstance(body, dict):
+            err = body.get("error", {}) if isinstance(body, dict) else {}
+            message = err.get("message") if isinstance(err, dict) else None
+            raise RemoteError(message or f"the API answered HTTP {response.status_code}")
+        return body
+
+    def predict(self, image: bytes) -> PredictResponse:
+        body = self._call(
+            "POST", "/predict/upload", files={"file": ("image", image, "application/octet-stream")}
+        )
+        return PredictResponse.model_validate(body)
+
+    def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        return FeedbackResponse.model_validate(self._call("POST", "/feedback", json=request.model_dump()))
+
+
+def example_images() -> list[Path]:
+    """The example PNGs shipped with the package (rendered by the synthetic engine, never IAM)."""
+    return sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
+
+
+class UIHandlers:
+    """The page's event handlers, plain functions of plain values (tested without a browser).
+
+    ``predict`` returns ``(text, info markdown, prediction id, correction box prefill, flag status)``.
+    """
+
+    def __init__(self, backend: UIBackend) -> None:
+        self.backend = backend
+
+    def predict(self, path: str | None) -> tuple[str, str, str | None, str, str]:
+        import gradio as gr
+
+        if not path:
+            return "", "", None, "", ""
+        try:
+            result = self.backend.predict(Path(path).read_bytes())
+        except ServingError as e:
+            raise gr.Error(e.message) from e
+        info = (
+            f"**Confidence {result.confidence:.0%}** · {len(result.lines)} line(s) · "
+            f"model `{result.model_version}` · {result.latency_ms:.0f} ms"
+        )
+        if len(result.lines) > 1:
+            info += "\n\n" + "\n".join(f"- {ln.confidence:.0%}: {ln.text}" for ln in result.lines)
+        return result.pred, info, result.prediction_id, result.pred, ""
+
+    def flag(self, prediction_id: str | None, correct_text: str, reason: str) -> str:
+        import gradio as gr
+
+        if not prediction_id:
+            raise gr.Error("Read an image first, then flag its text.")
+        try:
+            request = FeedbackRequest(prediction_id=prediction_id, correct_text=correct_text, reason=reason)  # type: ignore[arg-type]
+            saved = self.backend.feedback(request)
+        except ServingError as e:
+            raise gr.Error(e.message) from e
+        except ValueError as e:
+            raise gr.Error(f"Could not send the flag: {e}") from e
+        return f"Thanks! Saved as feedback #{saved.feedback_id}; corrections help train the next model."
+
+
+def build_ui(backend: UIBackend) -> gr.Blocks:
+    """The page. Element ids (``input-image``, ``pred-text``, ``pred-info``, ``correct-text``,
+    ``flag-button``, ``flag-status``) are stable for the browser tests."""
+    import gradio as gr
+
+    handlers = UIHandlers(backend)
+    with gr.Blocks(title="text-recognizer", analytics_enabled=False) as page:
+        gr.Markdown(
+            "# Handwritten text recognizer\n"
+            "Upload, paste or photograph a line or a page of handwriting. The API is at [/docs](/docs)."
+        )
+        prediction_id = gr.State(None)
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(
+                    sources=["upload", "clipboard", "webcam"],
+                    type="filepath",
+                    image_mode=None,  # the file as uploaded: stored by its hash, decoded by the predictor
+                    label="Handwriting",
+                    elem_id="input-image",
+                )
+                examples = example_images()
+                if examples:
+                    gr.Examples([[str(p)] for p in examples], inputs=[image], label="Examples (synthetic)")
+            with gr.Column():
+                text = gr.Textbox(label="Text", lines=6, interactive=False, elem_id="pred-text")
+                info = gr.Markdown(elem_id="pred-info")
+                with gr.Group():
+                    correct = gr.Textbox(
+                        label="Wrong? Type the correct text",
+                        lines=3,
+                        interactive=True,
+                        elem_id="correct-text",
+                    )
+                    reason = gr.Dropdown(
+                        choices=[(label, key) for key, label in REASON_LABELS.items()],
+                        value="wrong_text",
+                        label="What is wrong",
+                    )
+                    flag = gr.Button("Flag as wrong", variant="secondary", elem_id="flag-button")
+                status = gr.Markdown(elem_id="flag-status")
+        image.change(
+            handlers.predict,
+            inputs=[image],
+            outputs=[text, info, prediction_id, correct, status],
+            concurrency_limit=None,
+        )
+        flag.click(
+            handlers.flag, inputs=[prediction_id, correct, reason], outputs=[status], concurrency_limit=None
+        )
+    return page
+
+
+def mount_ui(app: FastAPI, backend: UIBackend, max_file_size: int | None = None) -> None:
+    """Mount the page at ``/`` of ``app``; routes declared before keep precedence."""
+    import gradio as gr
+
+    gr.mount_gradio_app(app, build_ui(backend), path="/", ssr_mode=False, max_file_size=max_file_size)
+
+
+def run_standalone(api_url: str, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Serve the page alone, sending images to the API at ``api_url``."""
+    page = build_ui(RemoteBackend(api_url))
+    print(f"text-recognizer page: http://{host}:{port}/ using the API at {api_url}")
+    page.queue().launch(server_name=host, server_port=port, ssr_mode=False, show_error=True)
