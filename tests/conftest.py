@@ -5,42 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-
-def tiny_model_overrides() -> dict[str, object]:
-    return {
-        "channels": [16, 16, 16, 16],
-        "blocks": [1, 1, 1, 1],
-        "d_model": 32,
-        "n_heads": 2,
-        "n_layers": 1,
-        "ffn_dim": 64,
-        "dropout": 0.0,
-    }
-
-
-def save_untrained_checkpoint(path: Path, max_text_len: int = 40) -> Path:
-    """A Lightning checkpoint of a tiny, randomly initialised recognizer built from the real config."""
-    import dataclasses
-
-    import lightning as L
-
-    from text_recognizer.data.modules import DataConfig, TextDataModule
-    from text_recognizer.training.lit_module import LitRecognizer
-    from text_recognizer.training.train import TrainConfig, build_model_config
-
-    cfg = TrainConfig(data=DataConfig(max_text_len=max_text_len), model=tiny_model_overrides())
-    data_config = TextDataModule(cfg.data).config()
-    model_cfg = build_model_config(cfg, data_config)
-    full = cfg.to_dict()
-    full["model"] = model_cfg.to_dict()
-    lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"], full)
-    trainer = L.Trainer(
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
-    )
-    trainer.strategy.connect(lit)
-    trainer.save_checkpoint(path)
-    return path
+from model_helpers import save_untrained_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="A labels.jsonl folder.")],
     model: Annotated[Path | None, typer.Option(help="Staged artifact folder.")] = None,
     report: Annotated[
-        Path | None, typer.Option(help="Error report (HTML); default DATA/../report.html")
+        Path | None, typer.Option(help="Error report (HTML); default outputs/eval/<DATA name>-report.html")
     ] = None,
     worst: Annotated[int, typer.Option(help="How many of the worst samples the report shows.")] = 20,
 ) -> None:

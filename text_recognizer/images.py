@@ -98,9 +98,9 @@ def _background(g: np.ndarray) -> np.ndarray:
     small = g[: bh * block, : bw * block]
     if small.size == 0:
         return np.full_like(g, float(np.median(g)))
-    blocks = small.reshape(bh, small.shape[0] // bh, bw, small.shape[1] // bw)
+    grid = small.reshape(bh, small.shape[0] // bh, bw, small.shape[1] // bw)
     # every other pixel of each block is plenty to find its background level
-    blocks = blocks[:, ::2, :, ::2].transpose(0, 2, 1, 3).reshape(bh, bw, -1)
+    blocks = grid[:, ::2, :, ::2].transpose(0, 2, 1, 3).reshape(bh, bw, -1)
     # the background is the majority of each block: a low-middle percentile ignores ink strokes
     k = int(0.4 * (blocks.shape[2] - 1))
     est = np.partition(blocks, k, axis=2)[:, :, k].astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from conftest import tiny_model_overrides
+from model_helpers import tiny_model_overrides
 from torchmetrics.text import CharErrorRate
 
 from text_recognizer.models.resnet_transformer import ModelConfig, ResNetTransformer

@@ -1,0 +1,113 @@
+"""Staged artifact and predictor: manifest, parity record, torch-free import, real uploads, evaluation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from text_recognizer.artifact import ArtifactError, read_manifest
+from text_recognizer.predictor import load_predictor
+
+
+def test_manifest_records_everything(tiny_artifact: Path) -> None:
+    m = read_manifest(tiny_artifact)
+    assert m["parity"]["greedy_identical"] is True
+    assert m["parity"]["max_abs_logit_diff"] <= m["parity"]["tolerance"]
+    assert m["vocab"][:4] == ["<pad>", "<s>", "</s>", "<unk>"]
+    assert m["preprocessing"]["input_height"] == 32
+    assert m["model"]["d_model"] == 32
+    assert set(m["files"]) == {"encoder.onnx", "decoder_step.onnx"}
+    assert m["training"]["config"]["data"]["kind"] == "line"
+    assert m["code_version"]
+
+
+def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_artifact.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "decoder_step.onnx").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_predictor(broken)
+    with pytest.raises(ArtifactError, match="manifest"):
+        load_predictor(tmp_path / "nothing-here")
+
+
+def test_predictor_does_not_import_torch(tiny_artifact: Path) -> None:
+    code = (
+        "import sys; from text_recognizer.predictor import load_predictor; "
+        f"p = load_predictor({str(tiny_artifact)!r}); "
+        "import numpy as np; p.predict(np.full((40, 200), 255, np.uint8)); "
+        "bad = [m for m in ('torch', 'lightning', 'torchmetrics') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _paragraph(n_lines: int, mode: str = "L", dark_ink: bool = True) -> Image.Image:
+    bg, fg = (240, 20) if dark_ink else (15, 230)
+    img = Image.new("L", (480, 60 * n_lines + 20), bg)
+    d = ImageDraw.Draw(img)
+    for i in range(n_lines):
+        d.text((20, 15 + 60 * i), f"line number {i} of the page", fill=fg, font_size=30)
+    return img.convert(mode)
+
+
+@pytest.mark.parametrize("mode,dark_ink", [("L", True), ("RGB", False), ("RGBA", True)])
+def test_predict_reads_each_line(tiny_artifact: Path, mode: str, dark_ink: bool) -> None:
+    predictor = load_predictor(tiny_artifact)
+    pred = predictor.predict(_paragraph(4, mode, dark_ink))
+    assert len(pred.lines) == 4
+    assert pred.text.count("\n") == 3
+    assert all(0.0 <= line.confidence <= 1.0 for line in pred.lines)
+    assert [line.box[0] for line in pred.lines] == sorted(line.box[0] for line in pred.lines)
+    assert pred.image_stats["polarity"] == ("dark_ink" if dark_ink else "light_ink")
+    assert pred.model_version == read_manifest(tiny_artifact)["version"]
+
+
+def test_blank_image_gives_empty_text(tiny_artifact: Path) -> None:
+    pred = load_predictor(tiny_artifact).predict(np.full((100, 300), 200, np.uint8))
+    assert pred.text == "" and pred.lines == [] and pred.confidence == 0.0
+
+
+def test_predict_and_evaluate_commands(tiny_artifact: Path, tmp_path: Path) -> None:
+    data = tmp_path / "set"
+    data.mkdir()
+    rows = []
+    for i in range(2):
+        _paragraph(2).save(data / f"{i}.png")
+        rows.append(json.dumps({"image": f"{i}.png", "text": f"line number 0 of the page\nline {i}"}))
+    (data / "labels.jsonl").write_text("\n".join(rows) + "\n")
+    exe = Path(sys.executable).parent / "text-recognizer"
+    out = subprocess.run(
+        [str(exe), "predict", str(data / "0.png"), "--model", str(tiny_artifact), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(json.loads(out.stdout)["lines"]) == 2
+    report = tmp_path / "report.html"
+    out = subprocess.run(
+        [str(exe), "evaluate", "--data", str(data), "--model", str(tiny_artifact), "--report", str(report)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["n"] == 2 and result["cer"] > 0 and result["seconds_per_image"] > 0
+    assert {"cer", "wer", "n", "seconds_per_image"} <= set(result)
+    assert "0.png" in report.read_text()
+
+
+def test_edit_distance() -> None:
+    from text_recognizer.evaluation import edit_distance
+
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3
+    assert edit_distance(["a", "b", "c"], ["a", "c"]) == 1

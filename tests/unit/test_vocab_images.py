@@ -1,0 +1,93 @@
+"""The shared vocabulary and the image normalisation every input goes through."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from text_recognizer.images import (
+    ImageError,
+    load_gray,
+    normalize_ink,
+    prepare_line,
+    segment_lines,
+)
+from text_recognizer.vocab import Vocabulary, default_vocab
+
+
+def test_vocab_round_trip_and_specials() -> None:
+    v = default_vocab()
+    text = 'Mr. Brown, 42% "warm-hearted"\nled Labour\'s attack;'
+    ids = v.encode(text)
+    assert ids[0] == v.bos_id and ids[-1] == v.eos_id
+    assert v.decode(ids[1:]) == text
+    assert v.pad_id == 0 and len(v) == 4 + 1 + 95
+    assert v.decode(v.encode("a\u00e9b", add_special=False)) == "ab"  # unknown characters are dropped
+    assert Vocabulary.normalize("\u201cquote\u201d \u2014 it\u2019s") == '"quote" - it\'s'
+    assert Vocabulary.from_list(v.to_list()) == v
+    with pytest.raises(ValueError):
+        Vocabulary.from_list(["a", "b"])
+
+
+def _page(lines: list[str], dark_ink: bool = True, size: tuple[int, int] = (420, 200)) -> np.ndarray:
+    img = Image.new("L", size, 235 if dark_ink else 20)
+    d = ImageDraw.Draw(img)
+    for i, t in enumerate(lines):
+        d.text((20, 20 + 50 * i), t, fill=30 if dark_ink else 225, font_size=28)
+    return np.asarray(img)
+
+
+def test_normalize_ink_is_polarity_invariant() -> None:
+    dark, light = _page(["hello there"], True), _page(["hello there"], False)
+    a, b = normalize_ink(dark), normalize_ink(light)
+    assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+    # ink is bright in both, background dark, and the two agree closely
+    assert a.mean() < 0.2 and b.mean() < 0.2
+    assert np.abs(a - b).mean() < 0.05
+
+
+def test_normalize_ink_flattens_uneven_lighting() -> None:
+    page = _page(["shadow over text"]).astype(np.float32)
+    page *= np.linspace(0.45, 1.0, page.shape[1])[None, :]  # a phone-photo shadow across the page
+    ink = normalize_ink(page.astype(np.uint8))
+    background = ink[150:, :]  # no text there
+    assert background.max() < 0.3
+
+
+def test_segment_lines_finds_each_line() -> None:
+    page = _page(["first line of text", "second line here", "third one"], size=(420, 190))
+    boxes = segment_lines(normalize_ink(page))
+    assert len(boxes) == 3
+    assert all(b.bottom > b.top for b in boxes)
+    assert [b.top for b in boxes] == sorted(b.top for b in boxes)
+    assert segment_lines(np.zeros((50, 80), np.float32)) == []
+
+
+def test_prepare_line_shape() -> None:
+    line = prepare_line(_page(["one line"], size=(300, 60)), height=32, max_width=128)
+    assert line.shape[0] == 32 and line.shape[1] <= 128
+
+
+def test_load_gray_handles_modes_and_exif() -> None:
+    rgba = Image.new("RGBA", (40, 20), (0, 0, 0, 0))  # fully transparent: composited over white
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    assert load_gray(buf.getvalue()).min() == 255
+    img = Image.new("RGB", (60, 20), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    assert load_gray(buf.getvalue()).shape == (60, 20)
+
+
+def test_load_gray_errors_name_the_source(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    with pytest.raises(ImageError, match=r"broken\.png"):
+        load_gray(bad)
+    with pytest.raises(ImageError, match="more than"):
+        load_gray(Image.new("L", (100, 100)), max_pixels=1000)
