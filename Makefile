@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TEXT_RECOGNIZER_HOME ?= $(HOME)/.cache/text-recognizer
 
-.PHONY: run test test-all lint format fonts train stage bench mlflow-ui clean help
+.PHONY: run test test-all lint format fonts e2e-setup train stage bench bench-peers mlflow-ui clean help
 
 help:
 	@echo "make run      set up and start the API + web page with the shipped model (http://$(HOST):$(PORT))"
@@ -37,16 +37,21 @@ fonts: $(VENV)/.stamp-dev
 run: $(VENV)/.stamp-serve
 	$(BIN)/text-recognizer serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.stamp-dev fonts
+# the browser end-to-end test drives Debian's chromium (no browser download)
+e2e-setup:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(VENV)/.stamp-dev fonts e2e-setup
 	$(BIN)/pytest -q
 
-test-all: $(VENV)/.stamp-dev fonts
+test-all: $(VENV)/.stamp-dev fonts e2e-setup
 	$(BIN)/pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check text_recognizer tests benchmarks
 	$(BIN)/ruff format --check text_recognizer tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks tests/reliability
 
 format: $(VENV)/.stamp-dev
 	$(BIN)/ruff check --fix text_recognizer tests benchmarks
@@ -54,6 +59,14 @@ format: $(VENV)/.stamp-dev
 
 train: fonts
 	$(BIN)/text-recognizer train --config configs/line.yaml
+
+# peers for the benchmark only, never product dependencies (RapidOCR goes into .cache/bench-venv)
+bench-peers:
+	@command -v tesseract >/dev/null || (apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng) \
+	  || echo "could not install Tesseract; BENCHMARKS.md will say so"
+
+bench: $(VENV)/.stamp-dev fonts bench-peers
+	$(BIN)/python -m benchmarks.run_all
 
 mlflow-ui: $(VENV)/.stamp-dev
 	$(BIN)/pip install -q mlflow

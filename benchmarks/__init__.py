@@ -1,0 +1,1 @@
+"""Benchmark scripts: ``python -m benchmarks.run_all`` (``make bench``) writes BENCHMARKS.md."""

@@ -1,0 +1,132 @@
+"""``kill -9`` of the real server while clients write predictions and feedback: the SQLite store stays
+consistent and holds every write the server acknowledged; a restarted server serves from it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from reliability_helpers import Server, start_server, stop_server
+
+CLIENTS = 6
+FEEDBACK_PER_PREDICTION = 3
+
+
+def line_png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = np.where(rng.random((48, 320)) < 0.08, 20, 235).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class Acknowledged:
+    """What the server answered 200 to: prediction ids and (feedback id, prediction id, text)."""
+
+    predictions: set[str] = field(default_factory=set)
+    feedback: list[tuple[int, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def write_until_stopped(url: str, k: int, acked: Acknowledged, stop: threading.Event) -> None:
+    """One client: predict, then flag the prediction a few times with a unique text; record each 200."""
+    images = [base64.b64encode(line_png(1000 * k + i)).decode() for i in range(4)]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        i = 0
+        while not stop.is_set():
+            try:
+                r = client.post("/predict", json={"image": images[i % len(images)]})
+                if r.status_code != 200:
+                    continue
+                pid = r.json()["prediction_id"]
+                with acked.lock:
+                    acked.predictions.add(pid)
+                for j in range(FEEDBACK_PER_PREDICTION):
+                    text = f"client {k} prediction {i} correction {j}"
+                    r = client.post("/feedback", json={"prediction_id": pid, "correct_text": text})
+                    if r.status_code == 200:
+                        with acked.lock:
+                            acked.feedback.append((r.json()["feedback_id"], pid, text))
+            except httpx.HTTPError:
+                return  # the server is gone
+            i += 1
+
+
+def kill_during_writes(server: Server, min_feedback: int) -> Acknowledged:
+    """Run the clients; SIGKILL the server once ``min_feedback`` flags are acknowledged; stop the clients."""
+    acked, stop = Acknowledged(), threading.Event()
+    threads = [
+        threading.Thread(target=write_until_stopped, args=(server.url, k, acked, stop), daemon=True)
+        for k in range(CLIENTS)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while len(acked.feedback) < min_feedback and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=30)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(acked.feedback) >= min_feedback, f"only {len(acked.feedback)} writes before the deadline"
+    return acked
+
+
+def check_store(db: Path, acked: Acknowledged) -> None:
+    with sqlite3.connect(db) as con:  # opening it recovers the WAL the killed server left
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        predictions = {pid for (pid,) in con.execute("SELECT id FROM predictions")}
+        feedback = {fid: (pid, text) for fid, pid, text in con.execute(
+            "SELECT id, prediction_id, corrected_text FROM feedback")}  # fmt: skip
+    missing_predictions = acked.predictions - predictions
+    assert not missing_predictions, f"{len(missing_predictions)} acknowledged predictions lost"
+    lost = [(fid, pid, text) for fid, pid, text in acked.feedback if feedback.get(fid) != (pid, text)]
+    assert not lost, f"{len(lost)} of {len(acked.feedback)} acknowledged feedback writes lost: {lost[:3]}"
+
+
+def run_rounds(tmp_path: Path, model: Path, rounds: int, min_feedback: int) -> None:
+    db = tmp_path / "monitoring.db"
+    total: list[tuple[int, str, str]] = []
+    for _ in range(rounds):
+        server = start_server(model, db, tmp_path)
+        try:
+            acked = kill_during_writes(server, min_feedback)
+        finally:
+            stop_server(server)
+        total += acked.feedback
+        check_store(db, Acknowledged(acked.predictions, total))
+    server = start_server(model, db, tmp_path)  # a restarted server takes flags on the old predictions
+    try:
+        _, pid, _ = total[0]
+        r = httpx.post(
+            f"{server.url}/feedback", json={"prediction_id": pid, "correct_text": "after"}, timeout=30
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        stop_server(server)
+
+
+def test_kill_9_during_feedback_writes_keeps_every_acknowledged_write(
+    tmp_path: Path, tiny_artifact: Path
+) -> None:
+    run_rounds(tmp_path, tiny_artifact, rounds=1, min_feedback=60)
+
+
+@pytest.mark.slow
+def test_repeated_kill_9_during_writes(tmp_path: Path, tiny_artifact: Path) -> None:
+    run_rounds(tmp_path, tiny_artifact, rounds=5, min_feedback=300)
