@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from text_recognizer.evaluation import edit_distance
+from text_recognizer.metrics import edit_distance
 from text_recognizer.vocab import Vocabulary
 
 

@@ -2,14 +2,18 @@
 
 An artifact folder holds:
 
-- ``encoder.onnx``: image ``[B, 1, H, W]`` -> cross-attention keys and values ``[L, B, N, S, E]``
+- ``encoder.onnx``: image ``[B, 1, H, W]`` -> cross-attention keys and values ``[L, B, N, S, E]`` and,
+  when the model has a CTC head, CTC logits ``[B, W/4, V]``
 - ``decoder_step.onnx``: (token ``[B, 1]``, position ``[1]``, cross keys/values, past keys/values
   ``[L, B, N, T, E]``) -> (logits ``[B, V]``, present keys/values ``[L, B, N, T+1, E]``)
 - ``manifest.json``: vocabulary, preprocessing, model config, metrics, training data spec, code version and
   the sha256 of each file.
 
 :mod:`text_recognizer.staging` writes it; :mod:`text_recognizer.predictor` reads it. Both use
-:func:`greedy_decode` so that the parity check at staging time tests the very loop that serves.
+:func:`decode` so that the checks at staging time test the very code that serves. Two decoders are
+available: ``attention`` (the Transformer decoder, greedy with the key/value cache) and ``ctc`` (the
+auxiliary CTC head on the encoder, greedy: one encoder pass, no loop). Staging measures both on synthetic
+validation lines and records the better one as the default in the manifest.
 """
 
 from __future__ import annotations
@@ -106,10 +110,15 @@ class OnnxModel:
             m["max_len"],
         )
 
-    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``images [B, 1, H, W]`` float32 -> cross keys, values ``[L, B, N, S, E]``"""
-        k, v = self.encoder.run(None, {"images": images.astype(np.float32, copy=False)})
-        return k, v
+    @property
+    def has_ctc(self) -> bool:
+        return "ctc_logits" in {o.name for o in self.encoder.get_outputs()}
+
+    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """``images [B, 1, H, W]`` float32 -> ``cross_k``, ``cross_v`` ``[L, B, N, S, E]`` (and ``ctc_logits``
+        ``[B, W/4, V]``)."""
+        outs = self.encoder.run(None, {"images": images.astype(np.float32, copy=False)})
+        return {o.name: x for o, x in zip(self.encoder.get_outputs(), outs, strict=True)}
 
     def step(
         self, token: np.ndarray, position: int, ck: np.ndarray, cv: np.ndarray, pk: np.ndarray, pv: np.ndarray
@@ -141,7 +150,8 @@ def greedy_decode(
         token ``[B, T]`` (1 after ``</s>``).
     """
     b = images.shape[0]
-    ck, cv = model.encode(images)
+    enc = model.encode(images)
+    ck, cv = enc["cross_k"], enc["cross_v"]
     shape = (model.n_layers, b, model.n_heads, 0, model.head_dim)
     pk, pv = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     token = np.full((b, 1), model.bos_id, dtype=np.int64)
@@ -149,9 +159,7 @@ def greedy_decode(
     ids, probs = [], []
     for step in range(max_len or model.max_len):
         logits, pk, pv = model.step(token, step, ck, cv, pk, pv)
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
+        p = softmax(logits)
         nxt = p.argmax(axis=1)
         best = p[np.arange(b), nxt]
         nxt = np.where(done, model.pad_id, nxt)
@@ -162,3 +170,53 @@ def greedy_decode(
         if done.all():
             break
     return np.stack(ids, axis=1), np.stack(probs, axis=1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def ctc_greedy(logits: np.ndarray, blank: int) -> list[tuple[list[int], list[float]]]:
+    """Best path of CTC logits ``[B, T, V]``: collapse repeats, drop blanks.
+
+    Returns, per row, the token ids and each token's probability (the best frame of its run).
+    """
+    probs = softmax(logits)
+    best = probs.argmax(axis=-1)
+    out = []
+    for b in range(best.shape[0]):
+        ids: list[int] = []
+        ps: list[float] = []
+        prev = blank
+        for t, k in enumerate(best[b].tolist()):
+            p = float(probs[b, t, k])
+            if k != blank and k == prev and ps:
+                ps[-1] = max(ps[-1], p)
+            elif k != blank:
+                ids.append(k)
+                ps.append(p)
+            prev = k
+        out.append((ids, ps))
+    return out
+
+
+def decode(model: OnnxModel, images: np.ndarray, method: str) -> list[tuple[list[int], list[float]]]:
+    """Read a batch ``[B, 1, H, W]`` with the ``attention`` or ``ctc`` decoder.
+
+    Returns, per image, the token ids (characters only) and one probability per token; for ``attention`` the
+    last probability is that of ``</s>``.
+    """
+    if method == "ctc":
+        if not model.has_ctc:
+            raise ArtifactError("this artifact has no CTC head; use the attention decoder")
+        return ctc_greedy(model.encode(images)["ctc_logits"], blank=model.pad_id)
+    if method != "attention":
+        raise ValueError(f"unknown decoder {method!r}: expected attention or ctc")
+    ids, probs = greedy_decode(model, images)
+    out = []
+    for row_ids, row_probs in zip(ids.tolist(), probs.tolist(), strict=True):
+        n = row_ids.index(model.eos_id) if model.eos_id in row_ids else len(row_ids)
+        out.append((row_ids[:n], row_probs[: n + 1]))
+    return out

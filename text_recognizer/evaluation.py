@@ -18,21 +18,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from text_recognizer.data.folder import read_labels
+from text_recognizer.metrics import edit_distance
 from text_recognizer.predictor import load_predictor
 from text_recognizer.vocab import Vocabulary
-
-
-def edit_distance(a: list[str] | str, b: list[str] | str) -> int:
-    """Levenshtein distance between two sequences (characters or words)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 @dataclass(frozen=True)
@@ -83,19 +71,16 @@ def write_report(path: Path, samples: list[SampleResult], scores: Scores, title:
     """An HTML page: the scores, then the ``worst`` samples by CER with image, truth and prediction."""
     rows = []
     for s in sorted(samples, key=lambda s: s.cer, reverse=True)[:worst]:
+        img, name = _thumbnail(s.image), html.escape(s.image.name)
+        truth, pred = html.escape(s.truth), html.escape(s.prediction)
         rows.append(
-            "<tr><td><img src='data:image/png;base64,{img}'><br><small>{name}</small></td>"
-            "<td><pre>{truth}</pre></td><td><pre>{pred}</pre></td><td>{cer:.3f}<br>conf {conf:.2f}</td></tr>".format(
-                img=_thumbnail(s.image),
-                name=html.escape(s.image.name),
-                truth=html.escape(s.truth),
-                pred=html.escape(s.prediction),
-                cer=s.cer,
-                conf=s.confidence,
-            )
+            f"<tr><td><img src='data:image/png;base64,{img}'><br><small>{name}</small></td>"
+            f"<td><pre>{truth}</pre></td><td><pre>{pred}</pre></td>"
+            f"<td>{s.cer:.3f}<br>conf {s.confidence:.2f}</td></tr>"
         )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} td{{vertical-align:top;border-bottom:1px solid #ccc;padding:6px}}
+<style>body{{font-family:sans-serif;margin:2em}}
+td{{vertical-align:top;border-bottom:1px solid #ccc;padding:6px}}
 img{{max-width:520px;background:#eee}} pre{{white-space:pre-wrap;margin:0}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>CER <b>{scores.cer:.4f}</b> &middot; WER <b>{scores.wer:.4f}</b> &middot; {scores.n} images &middot;

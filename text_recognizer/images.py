@@ -108,7 +108,7 @@ def _background(g: np.ndarray) -> np.ndarray:
 
 
 def _subsample(a: np.ndarray, n: int = 40_000) -> np.ndarray:
-    """A regular grid of about ``n`` pixels of ``[H, W]``: statistics of big images at a fraction of the cost."""
+    """A regular grid of about ``n`` pixels of ``[H, W]``: cheap statistics of big images."""
     step = max(1, int(np.sqrt(a.size / n)))
     return a[::step, ::step]
 

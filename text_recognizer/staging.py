@@ -22,12 +22,15 @@ from text_recognizer.artifact import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     OnnxModel,
+    decode,
     greedy_decode,
     sha256_file,
 )
+from text_recognizer.metrics import error_rate
 from text_recognizer.models.resnet_transformer import ResNetTransformer
 from text_recognizer.training.lit_module import LitRecognizer
 from text_recognizer.training.tracking import TrackingConfig, code_version, resolve_checkpoint
+from text_recognizer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,12 @@ class _Encoder(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        memory, _ = self.model.encode(images)
-        return self.model.cross_keys_values(memory)
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        memory, columns = self.model.encode(images)
+        ck, cv = self.model.cross_keys_values(memory)
+        if self.model.ctc is None:
+            return ck, cv
+        return ck, cv, self.model.ctc_logits(columns)
 
 
 class _Step(nn.Module):
@@ -67,7 +73,8 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
     c = model.cfg
     images = torch.rand(2, 1, height, 96)
     with torch.no_grad():
-        ck, cv = _Encoder(model)(images)
+        ck, cv = _Encoder(model)(images)[:2]
+    outputs = ["cross_k", "cross_v"] + (["ctc_logits"] if model.ctc is not None else [])
     torch.onnx.export(
         _Encoder(model),
         (images,),
@@ -75,11 +82,12 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
         dynamo=False,
         opset_version=OPSET,
         input_names=["images"],
-        output_names=["cross_k", "cross_v"],
+        output_names=outputs,
         dynamic_axes={
             "images": {0: "batch", 3: "width"},
             "cross_k": {1: "batch", 3: "positions"},
             "cross_v": {1: "batch", 3: "positions"},
+            **({"ctc_logits": {0: "batch", 1: "frames"}} if model.ctc is not None else {}),
         },
     )
     e = c.d_model // c.n_heads
@@ -107,31 +115,81 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
     )
 
 
-def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, str]:
-    """Real line images from the synthetic validation split when fonts are present, else random noise."""
+def synthetic_lines(height: int, max_width: int, n: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
+    """``n`` prepared lines ``[height, w]`` from the synthetic validation split, with their texts.
+
+    Raises:
+        RuntimeError: the fonts or text corpus are missing (``text-recognizer data fetch``).
+    """
+    from text_recognizer.data.synth.dataset import SynthSource
     from text_recognizer.images import prepare_line
 
-    try:
-        from text_recognizer.data.synth.dataset import SynthSource
+    src = SynthSource(kind="line", split="val", size=n, seed=seed)
+    samples = [src[i] for i in range(n)]
+    return [prepare_line(s.image, height, max_width) for s in samples], [s.text for s in samples]
 
-        src = SynthSource(kind="line", split="val", size=n, seed=12345)
-        lines = [prepare_line(src[i].image, height, max_width) for i in range(n)]
+
+def batch_lines(lines: list[np.ndarray], multiple: int = 8) -> np.ndarray:
+    """Prepared lines ``[h, w_i]`` -> ``[B, 1, h, W]``, background (0) padded on the right."""
+    w = (max(x.shape[1] for x in lines) + multiple - 1) // multiple * multiple
+    batch = np.zeros((len(lines), 1, lines[0].shape[0], w), np.float32)
+    for i, x in enumerate(lines):
+        batch[i, 0, :, : x.shape[1]] = x
+    return batch
+
+
+def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, str]:
+    """Real line images from the synthetic validation split when fonts are present, else random noise."""
+    try:
+        lines, _ = synthetic_lines(height, max_width, n, seed=12345)
         kind = "synthetic validation lines"
     except Exception as e:
         log.warning("parity check on random images (%s)", e)
         rng = np.random.default_rng(0)
         lines = [rng.random((height, int(w)), dtype=np.float32) for w in rng.integers(64, max_width, n)]
         kind = "random images"
-    w = max(x.shape[1] for x in lines)
-    w = (w + 7) // 8 * 8
-    batch = np.zeros((n, 1, height, w), np.float32)
-    for i, x in enumerate(lines):
-        batch[i, 0, :, : x.shape[1]] = x
-    return batch, kind
+    return batch_lines(lines), kind
+
+
+def choose_decoder(
+    onnx: OnnxModel, vocab: Vocabulary, height: int, max_width: int, n: int = 192
+) -> dict[str, Any]:
+    """Measure each decoder of the artifact on ``n`` synthetic validation lines; the lower CER is the default.
+
+    Without fonts (no measurement possible) the Transformer decoder is the default.
+    """
+    methods = ["attention", "ctc"] if onnx.has_ctc else ["attention"]
+    try:
+        lines, texts = synthetic_lines(height, max_width, n, seed=2024)
+    except Exception as e:
+        log.warning("decoder choice not measured (%s): using attention", e)
+        return {"default": "attention", "available": methods, "measured_on": None}
+    order = sorted(range(n), key=lambda i: lines[i].shape[1])
+    cer, seconds = {}, {}
+    for method in methods:
+        preds = [""] * n
+        t0 = time.perf_counter()
+        for start in range(0, n, 16):
+            idx = order[start : start + 16]
+            for i, (ids, _) in zip(
+                idx, decode(onnx, batch_lines([lines[i] for i in idx]), method), strict=True
+            ):
+                preds[i] = vocab.decode(ids).strip()
+        seconds[method] = (time.perf_counter() - t0) / n
+        cer[method] = error_rate(preds, [vocab.normalize(t) for t in texts])
+    best = min(methods, key=lambda m: cer[m])
+    print(f"decoders on {n} synthetic validation lines: CER {cer}, s/line {seconds} -> default {best}")
+    return {
+        "default": best,
+        "available": methods,
+        "val_cer": cer,
+        "seconds_per_line": seconds,
+        "measured_on": f"{n} synthetic validation lines",
+    }
 
 
 def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray) -> dict[str, Any]:
-    """Compare torch and onnxruntime: first-step logits and whole greedy outputs.
+    """Compare torch and onnxruntime: first-step decoder logits, CTC logits, and whole greedy outputs.
 
     Raises:
         ParityError: logits differ by more than :data:`LOGIT_TOLERANCE`, or greedy outputs differ.
@@ -145,12 +203,15 @@ def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray) 
         tok = torch.full((x.shape[0], 1), model.cfg.bos_id, dtype=torch.long)
         logits_t, _, _ = model.decode_step(tok, torch.tensor([0]), ck, cv, pk, pv)
         ids_t = model.greedy_decode(x).numpy()
-    ock, ocv = onnx.encode(images)
+    enc = onnx.encode(images)
     shape = (onnx.n_layers, images.shape[0], onnx.n_heads, 0, onnx.head_dim)
-    logits_o, _, _ = onnx.step(
-        tok.numpy(), 0, ock, ocv, np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-    )
+    empty = np.zeros(shape, np.float32)
+    logits_o, _, _ = onnx.step(tok.numpy(), 0, enc["cross_k"], enc["cross_v"], empty, empty.copy())
     diff = float(np.abs(logits_o - logits_t.numpy()).max())
+    if model.ctc is not None:
+        with torch.no_grad():
+            ctc_t = model.ctc_logits(model.encode(x)[1]).numpy()
+        diff = max(diff, float(np.abs(enc["ctc_logits"] - ctc_t).max()))
     ids_o, _ = greedy_decode(onnx, images)
     n = min(ids_t.shape[1], ids_o.shape[1])
     same = ids_t.shape == ids_o.shape and bool((ids_t[:, :n] == ids_o[:, :n]).all())
@@ -203,6 +264,7 @@ def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path
     images, kind = parity_inputs(height, max_width)
     parity = check_parity(model, onnx, images)
     parity["inputs"] = kind
+    decoding = choose_decoder(onnx, lit.vocab, height, max_width)
     metrics = {}
     for cb in raw.get("callbacks", {}).values():
         if isinstance(cb, dict) and cb.get("best_model_score") is not None:
@@ -239,6 +301,7 @@ def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path
         "data": {"spec": data, "image_stats": _image_stats()},
         "code_version": code_version(),
         "parity": parity,
+        "decoding": decoding,
         "files": files,
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import ScriptedPredictor, b64, bomb_png, image_server, png_bytes
 from sqlalchemy import create_engine, text
 
 from text_recognizer.serving.api import create_app
 from text_recognizer.serving.core import PredictorLike
 from text_recognizer.serving.settings import ServingSettings
+
+from serving_helpers import ScriptedPredictor, b64, bomb_png, image_server, png_bytes
 
 PNG = png_bytes()
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from serving_helpers import ScriptedPredictor, b64, bomb_png, png_bytes, wait_for
 from sqlalchemy.exc import OperationalError
 
 from text_recognizer.images import MAX_PIXELS
@@ -22,6 +21,8 @@ from text_recognizer.serving.errors import (
     TooManyPixels,
 )
 from text_recognizer.serving.schemas import PredictRequest
+
+from serving_helpers import ScriptedPredictor, b64, bomb_png, png_bytes, wait_for
 
 PNG = png_bytes()
 

@@ -6,10 +6,11 @@ import ipaddress
 from collections.abc import Iterator
 
 import pytest
-from serving_helpers import image_server, png_bytes
 
 from text_recognizer.serving.errors import BadURL, DownloadFailed, DownloadTooLarge, ForbiddenURL
 from text_recognizer.serving.fetch import FetchLimits, address_refusal, fetch_image
+
+from serving_helpers import image_server, png_bytes
 
 PNG = png_bytes()
 LOCAL = FetchLimits(max_bytes=2**20, timeout_s=5.0, allow_private=True)

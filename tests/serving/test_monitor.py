@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from serving_helpers import png_bytes
 from sqlalchemy import update
 
 from text_recognizer.predictor_types import Prediction
 from text_recognizer.serving.monitor import drift, run_monitor
 from text_recognizer.serving.store import PredictionRow, Store
+
+from serving_helpers import png_bytes
 
 
 def fill(db_url: str, n: int = 30) -> list[str]:

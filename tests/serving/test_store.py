@@ -8,13 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serving_helpers import png_bytes
 from sqlalchemy import text
 
 from text_recognizer.data.folder import FolderSource, read_labels
 from text_recognizer.predictor_types import LineResult, Prediction
 from text_recognizer.serving.errors import UnknownPrediction
 from text_recognizer.serving.store import Store, default_db_url, export_feedback
+
+from serving_helpers import png_bytes
 
 
 def prediction(text_: str = "hello", width: int = 160, height: int = 40) -> Prediction:

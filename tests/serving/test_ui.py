@@ -11,7 +11,6 @@ import gradio as gr
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from serving_helpers import live_server, png_bytes
 
 from text_recognizer.serving.api import create_app
 from text_recognizer.serving.core import PredictorLike, RecognitionService
@@ -25,6 +24,8 @@ from text_recognizer.serving.ui import (
     UIHandlers,
     example_images,
 )
+
+from serving_helpers import live_server, png_bytes
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from model_helpers import tiny_model_overrides
 from torchmetrics.text import CharErrorRate
 
 from text_recognizer.models.resnet_transformer import ModelConfig, ResNetTransformer
 from text_recognizer.training.lit_module import LitRecognizer, OptimConfig
 from text_recognizer.vocab import default_vocab
+
+from model_helpers import tiny_model_overrides
 
 
 def tiny_config() -> ModelConfig:

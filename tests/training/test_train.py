@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import tiny_model_overrides
 
 from text_recognizer.training.train import load_config, train
+
+from model_helpers import tiny_model_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 

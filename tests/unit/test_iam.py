@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_iam import FakeIAM, make_fake_iam
 
 from text_recognizer.data import iam
 from text_recognizer.data.iam import (
@@ -27,6 +26,8 @@ from text_recognizer.data.iam import (
     parse_form,
     prepare_iam,
 )
+
+from fixtures_iam import FakeIAM, make_fake_iam
 
 
 @pytest.fixture(scope="module")

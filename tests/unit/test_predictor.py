@@ -25,6 +25,9 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert set(m["files"]) == {"encoder.onnx", "decoder_step.onnx"}
     assert m["training"]["config"]["data"]["kind"] == "line"
     assert m["code_version"]
+    decoding = m["decoding"]
+    assert decoding["available"] == ["attention", "ctc"]
+    assert decoding["default"] == min(decoding["available"], key=lambda d: decoding["val_cer"][d])
 
 
 def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -59,9 +62,12 @@ def _paragraph(n_lines: int, mode: str = "L", dark_ink: bool = True) -> Image.Im
     return img.convert(mode)
 
 
-@pytest.mark.parametrize("mode,dark_ink", [("L", True), ("RGB", False), ("RGBA", True)])
-def test_predict_reads_each_line(tiny_artifact: Path, mode: str, dark_ink: bool) -> None:
-    predictor = load_predictor(tiny_artifact)
+@pytest.mark.parametrize(
+    "mode,dark_ink,decoder", [("L", True, "attention"), ("RGB", False, "ctc"), ("RGBA", True, None)]
+)
+def test_predict_reads_each_line(tiny_artifact: Path, mode: str, dark_ink: bool, decoder: str | None) -> None:
+    predictor = load_predictor(tiny_artifact, decoder=decoder)
+    assert predictor.decoder == (decoder or read_manifest(tiny_artifact)["decoding"]["default"])
     pred = predictor.predict(_paragraph(4, mode, dark_ink))
     assert len(pred.lines) == 4
     assert pred.text.count("\n") == 3
@@ -106,8 +112,20 @@ def test_predict_and_evaluate_commands(tiny_artifact: Path, tmp_path: Path) -> N
 
 
 def test_edit_distance() -> None:
-    from text_recognizer.evaluation import edit_distance
+    from text_recognizer.metrics import edit_distance
 
     assert edit_distance("kitten", "sitting") == 3
     assert edit_distance("", "abc") == 3
     assert edit_distance(["a", "b", "c"], ["a", "c"]) == 1
+
+
+def test_ctc_greedy_collapses_repeats_and_blanks() -> None:
+    from text_recognizer.artifact import ctc_greedy
+
+    frames = [0, 5, 5, 0, 5, 7, 7, 0]  # blank a a blank a b b blank -> a a b
+    logits = np.full((1, len(frames), 9), -10.0, np.float32)
+    for t, k in enumerate(frames):
+        logits[0, t, k] = 10.0
+    ((ids, probs),) = ctc_greedy(logits, blank=0)
+    assert ids == [5, 5, 7]
+    assert len(probs) == 3 and all(p > 0.99 for p in probs)
