@@ -80,3 +80,18 @@ def test_overfits_one_batch() -> None:
     lit.eval()  # BatchNorm now uses running statistics: allow a stray character
     decoded = [vocab.decode(row.tolist()) for row in lit(images)]
     assert CharErrorRate()(decoded, texts).item() < 0.1, decoded
+
+
+def test_validation_ctc_decoding_matches_the_artifact_decoder() -> None:
+    from text_recognizer.artifact import ctc_greedy
+
+    torch.manual_seed(2)
+    vocab = default_vocab()
+    lit = LitRecognizer(tiny_config().to_dict(), dataclasses.asdict(OptimConfig()), vocab.to_list()).eval()
+    with torch.no_grad():
+        lit.model.ctc.weight.mul_(30)  # type: ignore[union-attr]
+        images = torch.rand(3, 1, 32, 96)
+        logits = lit.model.ctc_logits(lit.model.encode(images)[1]).numpy()
+        texts = lit._decode_ctc(images)
+    expected = [vocab.decode(ids) for ids, _ in ctc_greedy(logits, blank=vocab.pad_id)]
+    assert texts == expected and any(texts)

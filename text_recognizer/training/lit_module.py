@@ -43,7 +43,7 @@ class LitRecognizer(L.LightningModule):
         self.optim = OptimConfig(**optim_cfg)
         self.vocab = Vocabulary.from_list(vocab)
         self.model = ResNetTransformer(self.model_cfg)
-        self.val_cer, self.val_wer = CharErrorRate(), WordErrorRate()
+        self.val_cer, self.val_wer, self.val_cer_ctc = CharErrorRate(), WordErrorRate(), CharErrorRate()
         self.test_cer, self.test_wer = CharErrorRate(), WordErrorRate()
         self.samples: list[tuple[torch.Tensor, str, str]] = []
 
@@ -89,6 +89,14 @@ class LitRecognizer(L.LightningModule):
         ids = self.model.greedy_decode(images.contiguous(memory_format=self.model.memory_format))
         return [self.vocab.decode(row.tolist()) for row in ids]
 
+    def _decode_ctc(self, images: torch.Tensor) -> list[str]:
+        """Greedy CTC: best class per frame, repeats collapsed, blanks (pad) dropped."""
+        _, columns = self.model.encode(images.contiguous(memory_format=self.model.memory_format))
+        best = self.model.ctc_logits(columns).argmax(-1)  # [B, W/4]
+        keep = best != self.model_cfg.pad_id
+        keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+        return [self.vocab.decode(row[k].tolist()) for row, k in zip(best, keep, strict=True)]
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         images, tokens, texts = batch
         loss, _ = self._loss(images, tokens)
@@ -98,6 +106,9 @@ class LitRecognizer(L.LightningModule):
         self.log("val/loss", loss, batch_size=images.shape[0])
         self.log("val/cer", self.val_cer, prog_bar=True, batch_size=images.shape[0])
         self.log("val/wer", self.val_wer, batch_size=images.shape[0])
+        if self.model.ctc is not None:
+            self.val_cer_ctc.update(self._decode_ctc(images), texts)
+            self.log("val/cer_ctc", self.val_cer_ctc, prog_bar=True, batch_size=images.shape[0])
         if batch_idx == 0:
             self.samples = [(images[i, 0].cpu(), texts[i], preds[i]) for i in range(min(8, len(texts)))]
 
