@@ -220,3 +220,20 @@ def decode(model: OnnxModel, images: np.ndarray, method: str) -> list[tuple[list
         n = row_ids.index(model.eos_id) if model.eos_id in row_ids else len(row_ids)
         out.append((row_ids[:n], row_probs[: n + 1]))
     return out
+
+
+def pad_batch(lines: list[np.ndarray], method: str, max_width: int, multiple: int = 8) -> np.ndarray:
+    """Prepared lines ``[h, w_i]`` -> batch ``[B, 1, h, W]``, background (0) padded on the right.
+
+    The attention decoder reads best with the right margin it saw in training (lines padded within random
+    batches), so it gets every line padded to ``max_width`` (on synthetic validation lines: CER 0.17 with
+    tight padding, 0.11 padded to the full width). CTC is indifferent to padding, so its batches are only
+    as wide as their widest line.
+    """
+    widest = max(x.shape[1] for x in lines)
+    w = max(widest, max_width) if method == "attention" else widest
+    w = (w + multiple - 1) // multiple * multiple
+    batch = np.zeros((len(lines), 1, lines[0].shape[0], w), np.float32)
+    for i, x in enumerate(lines):
+        batch[i, 0, :, : x.shape[1]] = x
+    return batch

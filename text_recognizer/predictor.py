@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from text_recognizer.artifact import ArtifactError, OnnxModel, decode, read_manifest
+from text_recognizer.artifact import ArtifactError, OnnxModel, decode, pad_batch, read_manifest
 from text_recognizer.images import (
     ImageSource,
     load_gray,
@@ -95,22 +95,12 @@ class Predictor:
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = self._pad([lines[i] for i in idx])
+            batch = pad_batch([lines[i] for i in idx], self.decoder, self.max_width, self.pad_multiple)
             for i, (ids, probs) in zip(idx, decode(self.model, batch, self.decoder), strict=True):
                 conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
-                out[i] = (self.vocab.decode(ids).strip(), conf)
+                # one line in, one line out: a stray newline token must not split the paragraph's lines
+                out[i] = (" ".join(self.vocab.decode(ids).split("\n")).strip(), conf)
         return out
-
-    # ----------------------------------------------------------------------------------- internals
-
-    def _pad(self, lines: Sequence[np.ndarray]) -> np.ndarray:
-        """``[h, w_i]`` each -> ``[B, 1, h, W]``, zero (background) padded on the right."""
-        m = self.pad_multiple
-        w = (max(x.shape[1] for x in lines) + m - 1) // m * m
-        batch = np.zeros((len(lines), 1, self.height, w), np.float32)
-        for i, x in enumerate(lines):
-            batch[i, 0, :, : x.shape[1]] = x
-        return batch
 
 
 def image_stats(gray: np.ndarray) -> dict[str, Any]:

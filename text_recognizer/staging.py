@@ -24,6 +24,7 @@ from text_recognizer.artifact import (
     OnnxModel,
     decode,
     greedy_decode,
+    pad_batch,
     sha256_file,
 )
 from text_recognizer.metrics import error_rate
@@ -129,15 +130,6 @@ def synthetic_lines(height: int, max_width: int, n: int, seed: int) -> tuple[lis
     return [prepare_line(s.image, height, max_width) for s in samples], [s.text for s in samples]
 
 
-def batch_lines(lines: list[np.ndarray], multiple: int = 8) -> np.ndarray:
-    """Prepared lines ``[h, w_i]`` -> ``[B, 1, h, W]``, background (0) padded on the right."""
-    w = (max(x.shape[1] for x in lines) + multiple - 1) // multiple * multiple
-    batch = np.zeros((len(lines), 1, lines[0].shape[0], w), np.float32)
-    for i, x in enumerate(lines):
-        batch[i, 0, :, : x.shape[1]] = x
-    return batch
-
-
 def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, str]:
     """Real line images from the synthetic validation split when fonts are present, else random noise."""
     try:
@@ -148,7 +140,7 @@ def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, 
         rng = np.random.default_rng(0)
         lines = [rng.random((height, int(w)), dtype=np.float32) for w in rng.integers(64, max_width, n)]
         kind = "random images"
-    return batch_lines(lines), kind
+    return pad_batch(lines, "ctc", max_width), kind
 
 
 def choose_decoder(
@@ -171,9 +163,8 @@ def choose_decoder(
         t0 = time.perf_counter()
         for start in range(0, n, 16):
             idx = order[start : start + 16]
-            for i, (ids, _) in zip(
-                idx, decode(onnx, batch_lines([lines[i] for i in idx]), method), strict=True
-            ):
+            batch = pad_batch([lines[i] for i in idx], method, max_width)
+            for i, (ids, _) in zip(idx, decode(onnx, batch, method), strict=True):
                 preds[i] = vocab.decode(ids).strip()
         seconds[method] = (time.perf_counter() - t0) / n
         cer[method] = error_rate(preds, [vocab.normalize(t) for t in texts])
@@ -250,7 +241,8 @@ def _image_stats(n: int = 64) -> dict[str, Any]:
 def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path:
     """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ckpt, registry = resolve_checkpoint(source, tracking_uri or TrackingConfig.tracking_uri)
+    tracking_uri = tracking_uri or TrackingConfig.tracking_uri
+    ckpt, registry = resolve_checkpoint(source, tracking_uri)
     raw = torch.load(ckpt, map_location="cpu", weights_only=False)
     lit = LitRecognizer.load_from_checkpoint(ckpt, map_location="cpu")
     model = lit.model.eval().float()
@@ -269,7 +261,11 @@ def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path
     for cb in raw.get("callbacks", {}).values():
         if isinstance(cb, dict) and cb.get("best_model_score") is not None:
             metrics["val/cer"] = float(cb["best_model_score"])
-    metrics.update({k: float(v) for k, v in (full.get("final_metrics") or {}).items()})
+    if registry.get("run_id"):  # a registered version: its run has the final validation and test figures
+        from mlflow.tracking import MlflowClient
+
+        run = MlflowClient(tracking_uri=tracking_uri).get_run(registry["run_id"])
+        metrics.update({k: float(v) for k, v in run.data.metrics.items() if k.startswith("final/")})
     files = {name: sha256_file(out / name) for name in (ENCODER_FILE, DECODER_FILE)}
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
