@@ -31,9 +31,8 @@ def main() -> None:
         exps = [e.experiment_id for e in client.search_experiments()]
         run = client.search_runs(exps, order_by=["attributes.start_time DESC"], max_results=1)[0]
     start = run.info.start_time
-    curves = {
-        k: client.get_metric_history(run.info.run_id, k) for k in ("val/cer", "train/loss", "train/ctc")
-    }
+    keys = ("val/cer", "val/cer_ctc", "train/loss", "train/ctc")
+    curves = {k: client.get_metric_history(run.info.run_id, k) for k in keys}
     print(f"run {run.info.run_id} ({run.info.run_name})")
     print(f"{'minutes':>8} {'step':>6} {'val/cer':>8}")
     for m in curves["val/cer"]:
@@ -41,7 +40,7 @@ def main() -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, ax in (("val/cer", ax1), ("val/cer_ctc", ax1), ("train/loss", ax2), ("train/ctc", ax2)):
-        pts = curves[key]
+        pts = curves.get(key, [])
         if not pts:
             continue
         ax.plot([(m.timestamp - start) / 60000 for m in pts], [m.value for m in pts], label=key, marker=".")
