@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from hypothesis import HealthCheck, settings
 
 
 @dataclass
@@ -56,3 +57,14 @@ def stop_server(server: Server) -> None:
     if server.proc.poll() is None:
         server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=30)
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Deterministic hypothesis settings for the fuzz tests: no deadline, no example database."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )

@@ -16,23 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
+
+from reliability_helpers import fuzz_settings
 
 FORMATS = ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"]
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]
 ERROR_CODES = {400, 403, 404, 405, 413, 415, 422}
-
-
-def fuzz_settings(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
 
 
 class HTTPResponse(Protocol):
