@@ -16,6 +16,7 @@ import io
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -170,6 +171,18 @@ def prepare_line(gray: np.ndarray, height: int, max_width: int, normalized: bool
     """
     ink = gray if normalized else normalize_ink(gray)
     return resize_to_height(crop_to_ink(ink), height, max_width)
+
+
+def image_stats(gray: np.ndarray) -> dict[str, Any]:
+    """Width, height, mean brightness and ink polarity of a raw grayscale input ``[H, W]``, for drift
+    monitoring (serving records it per request; staging stores the training reference)."""
+    median = float(np.median(gray))
+    return {
+        "width": int(gray.shape[1]),
+        "height": int(gray.shape[0]),
+        "brightness": float(gray.mean()),
+        "polarity": "dark_ink" if median > 127 else "light_ink",
+    }
 
 
 @dataclass(frozen=True)

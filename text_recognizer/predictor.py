@@ -17,13 +17,13 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from text_recognizer.artifact import ArtifactError, OnnxModel, decode, pad_batch, read_manifest
 from text_recognizer.images import (
     ImageSource,
+    image_stats,
     load_gray,
     normalize_ink,
     prepare_line,
@@ -101,17 +101,6 @@ class Predictor:
                 # one line in, one line out: a stray newline token must not split the paragraph's lines
                 out[i] = (" ".join(self.vocab.decode(ids).split("\n")).strip(), conf)
         return out
-
-
-def image_stats(gray: np.ndarray) -> dict[str, Any]:
-    """Width, height, mean brightness and ink polarity of an input, for drift monitoring."""
-    median = float(np.median(gray))
-    return {
-        "width": int(gray.shape[1]),
-        "height": int(gray.shape[0]),
-        "brightness": float(gray.mean()),
-        "polarity": "dark_ink" if median > 127 else "light_ink",
-    }
 
 
 def load_predictor(

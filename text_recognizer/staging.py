@@ -27,6 +27,7 @@ from text_recognizer.artifact import (
     pad_batch,
     sha256_file,
 )
+from text_recognizer.images import image_stats
 from text_recognizer.metrics import error_rate
 from text_recognizer.models.resnet_transformer import ResNetTransformer
 from text_recognizer.training.lit_module import LitRecognizer
@@ -226,15 +227,16 @@ def _image_stats(n: int = 64) -> dict[str, Any]:
         imgs = [src[i].image for i in range(n)]
     except Exception:
         return {}
-    bright = np.array([float(im.mean()) for im in imgs])
-    dark_ink = np.array([float(np.median(im)) > 127 for im in imgs])
+    # the same per-image statistics that serving records for each request, so the two compare
+    stats = [image_stats(im) for im in imgs]
+    bright = np.array([s["brightness"] for s in stats])
     return {
         "n": n,
-        "width_mean": float(np.mean([im.shape[1] for im in imgs])),
-        "height_mean": float(np.mean([im.shape[0] for im in imgs])),
+        "width_mean": float(np.mean([s["width"] for s in stats])),
+        "height_mean": float(np.mean([s["height"] for s in stats])),
         "brightness_mean": float(bright.mean()),
         "brightness_std": float(bright.std()),
-        "dark_ink_fraction": float(dark_ink.mean()),
+        "dark_ink_fraction": float(np.mean([s["polarity"] == "dark_ink" for s in stats])),
     }
 
 
