@@ -237,3 +237,25 @@ def pad_batch(lines: list[np.ndarray], method: str, max_width: int, multiple: in
     for i, x in enumerate(lines):
         batch[i, 0, :, : x.shape[1]] = x
     return batch
+
+
+def read_lines(
+    model: OnnxModel,
+    lines: list[np.ndarray],
+    method: str,
+    max_width: int,
+    batch_size: int = 16,
+    multiple: int = 8,
+) -> list[tuple[list[int], list[float]]]:
+    """Decode prepared lines ``[h, w_i]`` in batches of similar width; results in input order.
+
+    Sorting by width keeps the padding decoded small (CTC); see :func:`pad_batch` for the attention decoder.
+    """
+    out: list[tuple[list[int], list[float]]] = [([], [])] * len(lines)
+    order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = pad_batch([lines[i] for i in idx], method, max_width, multiple)
+        for i, result in zip(idx, decode(model, batch, method), strict=True):
+            out[i] = result
+    return out

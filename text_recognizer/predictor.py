@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text_recognizer.artifact import ArtifactError, OnnxModel, decode, pad_batch, read_manifest
+from text_recognizer.artifact import ArtifactError, OnnxModel, read_lines, read_manifest
 from text_recognizer.images import (
     ImageSource,
     image_stats,
@@ -91,15 +91,14 @@ class Predictor:
 
         Lines of similar width are batched together so little padding is decoded.
         """
-        out: list[tuple[str, float]] = [("", 0.0)] * len(lines)
-        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = pad_batch([lines[i] for i in idx], self.decoder, self.max_width, self.pad_multiple)
-            for i, (ids, probs) in zip(idx, decode(self.model, batch, self.decoder), strict=True):
-                conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
-                # one line in, one line out: a stray newline token must not split the paragraph's lines
-                out[i] = (" ".join(self.vocab.decode(ids).split("\n")).strip(), conf)
+        out = []
+        decoded = read_lines(
+            self.model, list(lines), self.decoder, self.max_width, self.batch_size, self.pad_multiple
+        )
+        for ids, probs in decoded:
+            conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
+            # one line in, one line out: a stray newline token must not split the paragraph's lines
+            out.append((" ".join(self.vocab.decode(ids).split("\n")).strip(), conf))
         return out
 
 

@@ -22,9 +22,9 @@ from text_recognizer.artifact import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     OnnxModel,
-    decode,
     greedy_decode,
     pad_batch,
+    read_lines,
     sha256_file,
 )
 from text_recognizer.images import image_stats
@@ -157,16 +157,10 @@ def choose_decoder(
     except Exception as e:
         log.warning("decoder choice not measured (%s): using attention", e)
         return {"default": "attention", "available": methods, "measured_on": None}
-    order = sorted(range(n), key=lambda i: lines[i].shape[1])
     cer, seconds = {}, {}
     for method in methods:
-        preds = [""] * n
         t0 = time.perf_counter()
-        for start in range(0, n, 16):
-            idx = order[start : start + 16]
-            batch = pad_batch([lines[i] for i in idx], method, max_width)
-            for i, (ids, _) in zip(idx, decode(onnx, batch, method), strict=True):
-                preds[i] = vocab.decode(ids).strip()
+        preds = [vocab.decode(ids).strip() for ids, _ in read_lines(onnx, lines, method, max_width)]
         seconds[method] = (time.perf_counter() - t0) / n
         cer[method] = error_rate(preds, [vocab.normalize(t) for t in texts])
     best = min(methods, key=lambda m: cer[m])
