@@ -37,8 +37,11 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    #: "bf16-mixed" or "16-mixed" on GPUs; full precision is fastest on most CPUs
-    precision: str = "32-true"
+    #: "auto" = bf16-mixed where the hardware runs bfloat16 natively (recent GPUs, CPUs with AVX512-BF16 or
+    #: AMX: 1.7x faster per step on this machine's CPU), else 32-true; or any Lightning precision string
+    precision: str = "auto"
+    #: validation metric that picks the "best" checkpoint (the one registered and staged)
+    monitor: str = "val/cer"
     gradient_clip_val: float = 1.0
     log_every_n_steps: int = 20
     limit_train_batches: float | int | None = None
@@ -121,6 +124,17 @@ def build_model_config(cfg: TrainConfig, data_config: dict[str, Any]) -> ModelCo
     return ModelConfig.from_dict(merged)
 
 
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """``"auto"`` -> ``"bf16-mixed"`` when the device computes in bfloat16 natively, else ``"32-true"``."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "cpu") and torch.backends.mkldnn.is_available():
+        return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
+    return "32-true"
+
+
 def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     """Train, test, record and register. Returns the final metrics and checkpoint paths."""
     L.seed_everything(cfg.seed, workers=True)
@@ -142,7 +156,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         run_dir = Path(cfg.trainer.checkpoint_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = make_logger(cfg.tracking, run_dir.name)
     best = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor="val/cer", mode="min", save_last=True, save_top_k=1
+        dirpath=run_dir, filename="best", monitor=cfg.trainer.monitor, mode="min", save_last=True, save_top_k=1
     )
     t = cfg.trainer
     trainer = L.Trainer(
@@ -152,7 +166,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,  # type: ignore[arg-type]
+        precision=resolve_precision(t.precision, t.accelerator),  # type: ignore[arg-type]
         gradient_clip_val=t.gradient_clip_val,
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
