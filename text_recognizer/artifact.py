@@ -6,29 +6,37 @@ An artifact folder holds:
   when the model has a CTC head, CTC logits ``[B, W/4, V]``
 - ``decoder_step.onnx``: (token ``[B, 1]``, position ``[1]``, cross keys/values, past keys/values
   ``[L, B, N, T, E]``) -> (logits ``[B, V]``, present keys/values ``[L, B, N, T+1, E]``)
+- ``lm.npz`` (optional): a character n-gram model of the training text for CTC beam search
+  (:mod:`text_recognizer.char_lm`).
 - ``manifest.json``: vocabulary, preprocessing, model config, metrics, training data spec, code version and
   the sha256 of each file.
 
 :mod:`text_recognizer.staging` writes it; :mod:`text_recognizer.predictor` reads it. Both use
 :func:`decode` so that the checks at staging time test the very code that serves. Two decoders are
-available: ``attention`` (the Transformer decoder, greedy with the key/value cache) and ``ctc`` (the
-auxiliary CTC head on the encoder, greedy: one encoder pass, no loop). Staging measures both on synthetic
-validation lines and records the better one as the default in the manifest.
+available: ``attention`` (the Transformer decoder, greedy with the key/value cache), ``ctc`` (the
+auxiliary CTC head on the encoder, greedy: one encoder pass, no loop) and ``ctc_lm`` (CTC prefix beam search
+with the character language model). Staging measures them on synthetic validation lines and records the best
+as the default in the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from text_recognizer.beam_search import BeamConfig, ctc_beam_search, log_softmax
+from text_recognizer.char_lm import CharNgramLM
+
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
+LM_FILE = "lm.npz"
 MANIFEST_FILE = "manifest.json"
+DECODERS: tuple[str, ...] = ("attention", "ctc", "ctc_lm")
 FORMAT_VERSION = 1
 
 
@@ -81,6 +89,10 @@ class OnnxModel:
     eos_id: int
     pad_id: int
     max_len: int
+    #: the string of each token id, for the language model ("\x00" for special tokens)
+    chars: list[str] = field(default_factory=list)
+    lm: CharNgramLM | None = None
+    beam: BeamConfig = field(default_factory=BeamConfig)
 
     @classmethod
     def load(cls, folder: Path, manifest: dict[str, Any], threads: int = 0) -> OnnxModel:
@@ -98,6 +110,13 @@ class OnnxModel:
             dec = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=providers)
         except Exception as e:
             raise ArtifactError(f"{folder}: cannot load the ONNX models ({e})") from e
+        lm = None
+        if LM_FILE in manifest.get("files", {}):
+            try:
+                lm = CharNgramLM.load(folder / LM_FILE)
+            except Exception as e:
+                raise ArtifactError(f"{folder / LM_FILE}: cannot load the language model ({e})") from e
+        beam = BeamConfig(**manifest.get("decoding", {}).get("ctc_lm", {}).get("config", {}))
         return cls(
             enc,
             dec,
@@ -108,11 +127,19 @@ class OnnxModel:
             m["eos_id"],
             m["pad_id"],
             m["max_len"],
+            [c if len(c) == 1 else "\x00" for c in manifest.get("vocab", [])],
+            lm,
+            beam,
         )
 
     @property
     def has_ctc(self) -> bool:
         return "ctc_logits" in {o.name for o in self.encoder.get_outputs()}
+
+    @property
+    def decoders(self) -> list[str]:
+        """The decoders this artifact can run."""
+        return [d for d in DECODERS if d == "attention" or (self.has_ctc and (d == "ctc" or self.lm))]
 
     def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """``images [B, 1, H, W]`` float32 -> ``cross_k``, ``cross_v`` ``[L, B, N, S, E]`` (and ``ctc_logits``
@@ -202,18 +229,35 @@ def ctc_greedy(logits: np.ndarray, blank: int) -> list[tuple[list[int], list[flo
     return out
 
 
+def ctc_lm(model: OnnxModel, logits: np.ndarray) -> list[tuple[list[int], list[float]]]:
+    """CTC logits ``[B, T, V]`` -> beam search with the language model, per row.
+
+    The probabilities returned (for the confidence) are those of the greedy path: how sure the image model
+    is of what it saw, whatever the language model then preferred.
+    """
+    if model.lm is None:
+        raise ArtifactError("this artifact has no language model (lm.npz); use the ctc or attention decoder")
+    greedy = ctc_greedy(logits, blank=model.pad_id)
+    logp = log_softmax(logits.astype(np.float64))
+    return [
+        (ctc_beam_search(logp[b], model.chars, model.pad_id, model.lm, model.beam), greedy[b][1])
+        for b in range(logits.shape[0])
+    ]
+
+
 def decode(model: OnnxModel, images: np.ndarray, method: str) -> list[tuple[list[int], list[float]]]:
-    """Read a batch ``[B, 1, H, W]`` with the ``attention`` or ``ctc`` decoder.
+    """Read a batch ``[B, 1, H, W]`` with the ``attention``, ``ctc`` or ``ctc_lm`` decoder.
 
     Returns, per image, the token ids (characters only) and one probability per token; for ``attention`` the
     last probability is that of ``</s>``.
     """
-    if method == "ctc":
+    if method not in DECODERS:
+        raise ValueError(f"unknown decoder {method!r}: expected one of {', '.join(DECODERS)}")
+    if method in ("ctc", "ctc_lm"):
         if not model.has_ctc:
             raise ArtifactError("this artifact has no CTC head; use the attention decoder")
-        return ctc_greedy(model.encode(images)["ctc_logits"], blank=model.pad_id)
-    if method != "attention":
-        raise ValueError(f"unknown decoder {method!r}: expected attention or ctc")
+        logits = model.encode(images)["ctc_logits"]
+        return ctc_greedy(logits, blank=model.pad_id) if method == "ctc" else ctc_lm(model, logits)
     ids, probs = greedy_decode(model, images)
     out = []
     for row_ids, row_probs in zip(ids.tolist(), probs.tolist(), strict=True):

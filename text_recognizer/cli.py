@@ -105,11 +105,15 @@ def stage(
     ],
     name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-default",
     out_dir: Annotated[Path, typer.Option(help="Parent folder of the artifact.")] = Path("artifacts"),
+    lm_order: Annotated[
+        int, typer.Option(help="Order of the character language model for CTC beam search (0: none).")
+    ] = 6,
+    lm_min_count: Annotated[int, typer.Option(help="Drop n-grams seen fewer times than this.")] = 2,
 ) -> None:
     """Export a trained model to ONNX with a manifest, and check parity with the torch model."""
-    from text_recognizer.staging import stage_model
+    from text_recognizer.staging import LMConfig, stage_model
 
-    stage_model(source, out_dir / name)
+    stage_model(source, out_dir / name, lm_cfg=LMConfig(order=lm_order, min_count=lm_min_count))
 
 
 # ------------------------------------------------------------------------------------------- inference

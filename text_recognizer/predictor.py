@@ -51,8 +51,11 @@ class Predictor:
         self.model_version = str(self.manifest.get("version", folder.name))
         # the decoder staging measured best on synthetic validation lines, unless one is asked for
         self.decoder = decoder or self.manifest.get("decoding", {}).get("default", "attention")
-        if self.decoder == "ctc" and not self.model.has_ctc:
-            raise ArtifactError(f"{folder}: decoder 'ctc' asked for, but this artifact has no CTC head")
+        if self.decoder not in self.model.decoders:
+            raise ArtifactError(
+                f"{folder}: decoder {self.decoder!r} asked for, but this artifact has only "
+                f"{', '.join(self.model.decoders)}"
+            )
 
     # ----------------------------------------------------------------------------------- public API
 
@@ -107,8 +110,8 @@ def load_predictor(
 ) -> Predictor:
     """The one factory: an artifact folder (default: the shipped model) -> :class:`Predictor`.
 
-    ``decoder`` (``attention`` or ``ctc``) overrides the artifact's default, as does the environment
-    variable ``TEXT_RECOGNIZER_DECODER``.
+    ``decoder`` (``attention``, ``ctc`` or ``ctc_lm``) overrides the artifact's default, as does the
+    environment variable ``TEXT_RECOGNIZER_DECODER``.
     """
     decoder = decoder or os.environ.get("TEXT_RECOGNIZER_DECODER") or None
     return Predictor(

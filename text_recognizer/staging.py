@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from text_recognizer.artifact import (
     DECODER_FILE,
     ENCODER_FILE,
     FORMAT_VERSION,
+    LM_FILE,
     MANIFEST_FILE,
     OnnxModel,
     greedy_decode,
@@ -27,6 +29,8 @@ from text_recognizer.artifact import (
     read_lines,
     sha256_file,
 )
+from text_recognizer.beam_search import BeamConfig
+from text_recognizer.char_lm import CharNgramLM
 from text_recognizer.images import image_stats
 from text_recognizer.metrics import error_rate
 from text_recognizer.models.resnet_transformer import ResNetTransformer
@@ -43,6 +47,43 @@ OPSET = 17
 
 class ParityError(RuntimeError):
     """The exported model does not reproduce the torch model."""
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """The character language model staged beside a CTC model (``order=0``: none)."""
+
+    order: int = 6
+    min_count: int = 2
+    #: read at most this many characters of training text (None: all of it, about 10 M)
+    max_chars: int | None = None
+    #: (alpha, beta) pairs tried on the synthetic validation lines; the lowest CER wins
+    grid: tuple[tuple[float, float], ...] = tuple((a, b) for a in (0.3, 0.6, 1.0) for b in (0.0, 1.0, 2.0))
+
+
+def build_lm(cfg: LMConfig) -> CharNgramLM | None:
+    """The n-gram model of the synthetic corpus's training split, or None without the corpus."""
+    if cfg.order <= 0:
+        return None
+    try:
+        from text_recognizer.data.synth.corpus import load_corpus
+
+        docs = list(load_corpus("train").docs)
+    except Exception as e:
+        log.warning("no language model (%s)", e)
+        return None
+    if cfg.max_chars is not None:
+        kept, left = [], cfg.max_chars
+        for d in docs:
+            if left <= 0:
+                break
+            kept.append(d[:left])
+            left -= len(kept[-1])
+        docs = kept
+    t0 = time.perf_counter()
+    lm = CharNgramLM.build(docs, order=cfg.order, min_count=cfg.min_count)
+    print(f"language model: order {cfg.order}, {len(lm)} n-grams, {time.perf_counter() - t0:.1f} s")
+    return lm
 
 
 class _Encoder(nn.Module):
@@ -145,24 +186,44 @@ def parity_inputs(height: int, max_width: int, n: int = 6) -> tuple[np.ndarray, 
 
 
 def choose_decoder(
-    onnx: OnnxModel, vocab: Vocabulary, height: int, max_width: int, n: int = 192
+    onnx: OnnxModel,
+    vocab: Vocabulary,
+    height: int,
+    max_width: int,
+    n: int = 192,
+    grid: tuple[tuple[float, float], ...] = LMConfig.grid,
 ) -> dict[str, Any]:
     """Measure each decoder of the artifact on ``n`` synthetic validation lines; the lower CER is the default.
 
-    Without fonts (no measurement possible) the Transformer decoder is the default.
+    ``ctc_lm`` is tried with each (alpha, beta) of ``grid`` and keeps the best; ``onnx.beam`` is left set to
+    it. Without fonts (no measurement possible) the Transformer decoder is the default.
     """
-    methods = ["attention", "ctc"] if onnx.has_ctc else ["attention"]
+    methods = onnx.decoders
     try:
         lines, texts = synthetic_lines(height, max_width, n, seed=2024)
     except Exception as e:
         log.warning("decoder choice not measured (%s): using attention", e)
         return {"default": "attention", "available": methods, "measured_on": None}
+    truth = [vocab.normalize(t) for t in texts]
     cer, seconds = {}, {}
+    result: dict[str, Any] = {}
     for method in methods:
-        t0 = time.perf_counter()
-        preds = [vocab.decode(ids).strip() for ids, _ in read_lines(onnx, lines, method, max_width)]
-        seconds[method] = (time.perf_counter() - t0) / n
-        cer[method] = error_rate(preds, [vocab.normalize(t) for t in texts])
+        configs = [BeamConfig(alpha=a, beta=b) for a, b in grid] if method == "ctc_lm" else [None]
+        tried = []
+        for cfg in configs:
+            if cfg is not None:
+                onnx.beam = cfg
+            t0 = time.perf_counter()
+            preds = [vocab.decode(ids).strip() for ids, _ in read_lines(onnx, lines, method, max_width)]
+            tried.append((error_rate(preds, truth), (time.perf_counter() - t0) / n, cfg))
+        best_cer, seconds[method], best_cfg = min(tried, key=lambda x: x[0])
+        cer[method] = best_cer
+        if best_cfg is not None:
+            onnx.beam = best_cfg
+            result["ctc_lm"] = {
+                "config": best_cfg.to_dict(),
+                "grid_cer": {f"alpha={c.alpha},beta={c.beta}": e for e, _, c in tried if c is not None},
+            }
     best = min(methods, key=lambda m: cer[m])
     print(f"decoders on {n} synthetic validation lines: CER {cer}, s/line {seconds} -> default {best}")
     return {
@@ -171,6 +232,7 @@ def choose_decoder(
         "val_cer": cer,
         "seconds_per_line": seconds,
         "measured_on": f"{n} synthetic validation lines",
+        **result,
     }
 
 
@@ -234,8 +296,14 @@ def _image_stats(n: int = 64) -> dict[str, Any]:
     }
 
 
-def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path:
-    """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``."""
+def stage_model(
+    source: str, out: Path, tracking_uri: str | None = None, lm_cfg: LMConfig | None = None
+) -> Path:
+    """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``.
+
+    A CTC model also gets the character language model of ``lm_cfg`` (default :class:`LMConfig`).
+    """
+    lm_cfg = lm_cfg or LMConfig()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     tracking_uri = tracking_uri or TrackingConfig.tracking_uri
     ckpt, registry = resolve_checkpoint(source, tracking_uri)
@@ -248,11 +316,23 @@ def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     export_onnx(model, out, height)
-    onnx = OnnxModel.load(out, {"model": model.cfg.to_dict()})
+    onnx = OnnxModel.load(out, {"model": model.cfg.to_dict(), "vocab": lit.vocab.to_list()})
     images, kind = parity_inputs(height, max_width)
     parity = check_parity(model, onnx, images)
     parity["inputs"] = kind
-    decoding = choose_decoder(onnx, lit.vocab, height, max_width)
+    (out / LM_FILE).unlink(missing_ok=True)
+    onnx.lm = build_lm(lm_cfg) if onnx.has_ctc else None
+    if onnx.lm is not None:
+        onnx.lm.save(out / LM_FILE)
+    decoding = choose_decoder(onnx, lit.vocab, height, max_width, grid=lm_cfg.grid)
+    if onnx.lm is not None:
+        decoding["lm"] = {
+            "order": lm_cfg.order,
+            "min_count": lm_cfg.min_count,
+            "n_grams": len(onnx.lm),
+            "text": "synthetic corpus, train split",
+            "max_chars": lm_cfg.max_chars,
+        }
     metrics = {}
     for cb in raw.get("callbacks", {}).values():
         if isinstance(cb, dict) and cb.get("best_model_score") is not None:
@@ -262,7 +342,8 @@ def stage_model(source: str, out: Path, tracking_uri: str | None = None) -> Path
 
         run = MlflowClient(tracking_uri=tracking_uri).get_run(registry["run_id"])
         metrics.update({k: float(v) for k, v in run.data.metrics.items() if k.startswith("final/")})
-    files = {name: sha256_file(out / name) for name in (ENCODER_FILE, DECODER_FILE)}
+    names = [ENCODER_FILE, DECODER_FILE] + ([LM_FILE] if onnx.lm is not None else [])
+    files = {name: sha256_file(out / name) for name in names}
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "name": out.name,

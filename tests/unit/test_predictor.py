@@ -22,12 +22,19 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert m["vocab"][:4] == ["<pad>", "<s>", "</s>", "<unk>"]
     assert m["preprocessing"]["input_height"] == 32
     assert m["model"]["d_model"] == 32
-    assert set(m["files"]) == {"encoder.onnx", "decoder_step.onnx"}
+    assert set(m["files"]) == {"encoder.onnx", "decoder_step.onnx", "lm.npz"}
     assert m["training"]["config"]["data"]["kind"] == "line"
     assert m["code_version"]
     decoding = m["decoding"]
-    assert decoding["available"] == ["attention", "ctc"]
+    assert decoding["available"] == ["attention", "ctc", "ctc_lm"]
     assert decoding["default"] == min(decoding["available"], key=lambda d: decoding["val_cer"][d])
+    # the language model's weights were chosen on the grid, and the predictor uses them
+    grid = decoding["ctc_lm"]["grid_cer"]
+    assert len(grid) == 2 and decoding["val_cer"]["ctc_lm"] == min(grid.values())
+    assert decoding["lm"]["order"] == 4
+    chosen = decoding["ctc_lm"]["config"]
+    beam = load_predictor(tiny_artifact).model.beam
+    assert (beam.alpha, beam.beta) == (chosen["alpha"], chosen["beta"])
 
 
 def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -40,6 +47,21 @@ def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> Non
         load_predictor(broken)
     with pytest.raises(ArtifactError, match="manifest"):
         load_predictor(tmp_path / "nothing-here")
+
+
+def test_artifact_without_language_model_offers_no_ctc_lm(tiny_artifact: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in tiny_artifact.iterdir():
+        if f.name != "lm.npz":
+            (plain / f.name).write_bytes(f.read_bytes())
+    m = json.loads((plain / "manifest.json").read_text())
+    del m["files"]["lm.npz"]
+    m["decoding"]["default"] = "ctc_lm"
+    (plain / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ArtifactError, match="only attention, ctc"):
+        load_predictor(plain)
+    assert load_predictor(plain, decoder="ctc").model.decoders == ["attention", "ctc"]
 
 
 def test_predictor_does_not_import_torch(tiny_artifact: Path) -> None:
@@ -63,7 +85,8 @@ def _paragraph(n_lines: int, mode: str = "L", dark_ink: bool = True) -> Image.Im
 
 
 @pytest.mark.parametrize(
-    "mode,dark_ink,decoder", [("L", True, "attention"), ("RGB", False, "ctc"), ("RGBA", True, None)]
+    "mode,dark_ink,decoder",
+    [("L", True, "attention"), ("RGB", False, "ctc"), ("L", False, "ctc_lm"), ("RGBA", True, None)],
 )
 def test_predict_reads_each_line(tiny_artifact: Path, mode: str, dark_ink: bool, decoder: str | None) -> None:
     predictor = load_predictor(tiny_artifact, decoder=decoder)

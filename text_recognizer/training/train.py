@@ -156,7 +156,12 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         run_dir = Path(cfg.trainer.checkpoint_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = make_logger(cfg.tracking, run_dir.name)
     best = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor=cfg.trainer.monitor, mode="min", save_last=True, save_top_k=1
+        dirpath=run_dir,
+        filename="best",
+        monitor=cfg.trainer.monitor,
+        mode="min",
+        save_last=True,
+        save_top_k=1,
     )
     t = cfg.trainer
     trainer = L.Trainer(

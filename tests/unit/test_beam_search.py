@@ -1,0 +1,65 @@
+"""CTC prefix beam search: matches an exhaustive search, handles repeats, follows the language model."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from text_recognizer.beam_search import BeamConfig, ctc_beam_search, log_softmax
+from text_recognizer.char_lm import CharNgramLM
+
+BLANK = 0
+CHARS = ["\x00", "a", "b", "c"]
+PLAIN = BeamConfig(alpha=0.0, beta=0.0, beam=64, prune=-1e9)
+
+
+def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
+    out = []
+    prev = None
+    for k in path:
+        if k != BLANK and k != prev:
+            out.append(k)
+        prev = k
+    return tuple(out)
+
+
+def _exhaustive(log_probs: np.ndarray) -> tuple[int, ...]:
+    """The labelling with the highest total probability over all of its CTC paths."""
+    totals: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(log_probs.shape[1]), repeat=log_probs.shape[0]):
+        p = math.exp(sum(log_probs[t, k] for t, k in enumerate(path)))
+        key = _collapse(path)
+        totals[key] = totals.get(key, 0.0) + p
+    return max(totals, key=lambda k: totals[k])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wide_beam_finds_the_most_probable_labelling(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    log_probs = log_softmax(rng.normal(0, 2, (5, 4)))
+    assert tuple(ctc_beam_search(log_probs, CHARS, BLANK, None, PLAIN)) == _exhaustive(log_probs)
+
+
+def _frames(*best: int, p: float = 0.97) -> np.ndarray:
+    rows = np.full((len(best), 4), (1 - p) / 3)
+    rows[np.arange(len(best)), best] = p
+    return np.log(rows)
+
+
+def test_repeats_need_a_blank_between_them() -> None:
+    assert ctc_beam_search(_frames(1, 1, 2), CHARS, BLANK, None, PLAIN) == [1, 2]
+    assert ctc_beam_search(_frames(1, 0, 1, 2), CHARS, BLANK, None, PLAIN) == [1, 1, 2]
+
+
+def test_the_language_model_settles_what_the_image_leaves_open() -> None:
+    # frame 2 is a coin toss between "a" and "b"; the language model has only ever seen "cbc"
+    log_probs = _frames(3, 0, 1, 0, 3)
+    log_probs[2] = np.log([0.02, 0.49, 0.47, 0.02])
+    lm = CharNgramLM.build(["cbc cbc cbc cbc"], order=3, min_count=1)
+    without = ctc_beam_search(log_probs, CHARS, BLANK, None, PLAIN)
+    with_lm = ctc_beam_search(log_probs, CHARS, BLANK, lm, BeamConfig(alpha=1.0, beta=0.0))
+    assert without == [3, 1, 3]
+    assert with_lm == [3, 2, 3]

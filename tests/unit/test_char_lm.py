@@ -1,0 +1,54 @@
+"""The character n-gram language model: a proper distribution, it prefers the text it was built from, io."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from text_recognizer.char_lm import FIRST, LAST, CharNgramLM
+
+TEXTS = [
+    "the cat sat on the mat and the dog sat on the log",
+    "the state of the union is strong, said the president in 1999.",
+    "we the people of the united states, in order to form a more perfect union",
+]
+
+
+def _total(lm: CharNgramLM, context: str) -> float:
+    return sum(math.exp(lm.score(context, chr(c))) for c in range(FIRST, LAST + 1))
+
+
+@pytest.mark.parametrize("context", ["", "the ", "the un", "zzqx", "sat on the "])
+def test_unpruned_model_is_a_distribution(context: str) -> None:
+    lm = CharNgramLM.build(TEXTS, order=5, min_count=1)
+    assert _total(lm, context) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_pruned_model_never_exceeds_one() -> None:
+    lm = CharNgramLM.build(TEXTS, order=5, min_count=2)
+    for context in ["", "the ", "union", "q"]:
+        assert _total(lm, context) <= 1.0 + 1e-6
+
+
+def test_it_prefers_what_it_has_read() -> None:
+    lm = CharNgramLM.build(TEXTS, order=5, min_count=1)
+    assert lm.score("the un", "i") > lm.score("the un", "x")
+    assert lm.line_logp("the union") > lm.line_logp("tha unoin")
+    # characters outside printable ASCII are unknown, not an error
+    assert lm.score("the", "\n") == lm.unk_logp
+
+
+def test_save_and_load_give_the_same_scores(tmp_path: Path) -> None:
+    lm = CharNgramLM.build(TEXTS, order=4, min_count=1)
+    lm.save(tmp_path / "lm.npz")
+    back = CharNgramLM.load(tmp_path / "lm.npz")
+    assert back.order == 4 and len(back) == len(lm)
+    for line in ["the cat sat", "a more perfect union", "xyz 42!"]:
+        assert back.line_logp(line) == pytest.approx(lm.line_logp(line), abs=1e-4)
+
+
+def test_bad_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="order"):
+        CharNgramLM.build(TEXTS, order=9)

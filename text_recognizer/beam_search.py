@@ -1,0 +1,109 @@
+"""CTC prefix beam search with a character language model (shallow fusion). numpy and the standard library.
+
+Each beam is a prefix with two probabilities: of the paths ending in a blank and of those ending in its last
+character (so that "ll" needs a blank between the two l's, as in CTC itself). Appending a character multiplies
+by its frame probability, by ``P_lm(char | prefix) ** alpha`` and by ``exp(beta)`` (a bonus per character that
+offsets the language model's pull towards short outputs). Frames whose characters are all below ``prune``
+(log probability) apart from the blank cost almost nothing, which is most frames of a line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from text_recognizer.char_lm import START, CharNgramLM
+
+NEG_INF = -math.inf
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Weights of the language model (``alpha``), the per-character bonus (``beta``) and the beam width."""
+
+    alpha: float = 0.5
+    beta: float = 1.0
+    beam: int = 8
+    #: characters whose frame log probability is below this are not tried at that frame
+    prune: float = -7.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _lse(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log softmax over the last axis."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def ctc_beam_search(
+    log_probs: np.ndarray, chars: list[str], blank: int, lm: CharNgramLM | None, cfg: BeamConfig
+) -> list[int]:
+    """Best token ids for one line.
+
+    Args:
+        log_probs: CTC log probabilities ``[T, V]`` (frames by vocabulary).
+        chars: the string of each token id (``V`` entries); special tokens may be any non-printable string.
+        blank: the CTC blank id.
+        lm: the character model (``None``: plain beam search, ``alpha`` unused).
+        cfg: weights and widths.
+    """
+    # beams: prefix (tuple of ids) -> [log P ending in blank, log P ending in a character]
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
+    texts: dict[tuple[int, ...], str] = {(): START}
+    lm_cache: dict[tuple[tuple[int, ...], int], float] = {}
+
+    def extension(prefix: tuple[int, ...], k: int) -> float:
+        key = (prefix, k)
+        v = lm_cache.get(key)
+        if v is None:
+            v = cfg.beta + (cfg.alpha * lm.score(texts[prefix], chars[k]) if lm is not None else 0.0)
+            lm_cache[key] = v
+        return v
+
+    top = log_probs.argmax(axis=1)
+    for t in range(log_probs.shape[0]):
+        row = log_probs[t]
+        cand = np.flatnonzero(row > cfg.prune).tolist()
+        if not cand:
+            cand = [int(top[t])]
+        nxt: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pnb) in beams.items():
+            total = _lse(pb, pnb)
+            last = prefix[-1] if prefix else -1
+            for k in cand:
+                p = float(row[k])
+                if k == blank:
+                    e = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+                    e[0] = _lse(e[0], total + p)
+                    continue
+                new = (*prefix, k)
+                if new not in texts:
+                    texts[new] = texts[prefix] + chars[k]
+                e = nxt.setdefault(new, [NEG_INF, NEG_INF])
+                if k == last:
+                    # a repeat only counts as a new character after a blank; else it extends the last one
+                    e[1] = _lse(e[1], pb + p + extension(prefix, k))
+                    same = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+                    same[1] = _lse(same[1], pnb + p)
+                else:
+                    e[1] = _lse(e[1], total + p + extension(prefix, k))
+        if len(nxt) > cfg.beam:
+            ranked = sorted(nxt.items(), key=lambda kv: _lse(*kv[1]), reverse=True)
+            nxt = dict(ranked[: cfg.beam])
+        beams = nxt
+    best = max(beams.items(), key=lambda kv: _lse(*kv[1]))[0]
+    return list(best)

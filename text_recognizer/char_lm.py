@@ -1,0 +1,146 @@
+"""A character n-gram language model for CTC beam search (numpy only, so the predictor can load it).
+
+Interpolated Witten-Bell estimates, counted with vectorised integer codes (a 6-gram over printable ASCII is
+one int64: 7 bits a character), then pruned to n-grams seen at least ``min_count`` times. Querying follows the
+ARPA convention: a stored n-gram gives its interpolated log probability, otherwise the context's backoff
+weight is added and the context shortened by one character.
+
+Staging builds it from the training text of the synthetic corpus and saves it as ``lm.npz`` in the artifact;
+:func:`text_recognizer.beam_search.ctc_beam_search` reads lines with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: characters the model knows: printable ASCII, 7 bits each
+FIRST, LAST = 32, 126
+BITS = 7
+#: every line starts at a word boundary: the context before the first character is a space
+START = " "
+
+
+def encode_text(text: str) -> np.ndarray:
+    """``text`` -> uint8 codes; characters outside printable ASCII become spaces."""
+    a = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).copy()
+    a[(a < FIRST) | (a > LAST)] = ord(" ")
+    return a
+
+
+def _ngram_codes(chars: np.ndarray, n: int) -> np.ndarray:
+    """All n-grams of ``chars`` (uint8 ``[L]``) as int64 codes ``[L - n + 1]`` (first character highest)."""
+    m = len(chars) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    codes = np.zeros(m, np.int64)
+    for i in range(n):
+        codes = (codes << BITS) | chars[i : i + m].astype(np.int64)
+    return codes
+
+
+@dataclass
+class CharNgramLM:
+    """``logp``: code of (context + character) -> log P; ``backoff``: code of a context -> log weight."""
+
+    order: int
+    logp: dict[int, float] = field(repr=False)
+    backoff: dict[int, float] = field(repr=False)
+    #: log probability of a character never seen at all
+    unk_logp: float = -20.0
+
+    def score(self, context: str, char: str) -> float:
+        """Natural-log probability of ``char`` after ``context`` (its last ``order - 1`` characters count)."""
+        c = ord(char) if len(char) == 1 else 0
+        if not FIRST <= c <= LAST:
+            return self.unk_logp
+        ctx = [ord(x) if FIRST <= ord(x) <= LAST else 32 for x in context[len(context) - self.order + 1 :]]
+        total = 0.0
+        while True:
+            code = 0
+            for x in ctx:
+                code = (code << BITS) | x
+            v = self.logp.get((code << BITS) | c)
+            if v is not None:
+                return total + v
+            if not ctx:
+                return total + self.unk_logp
+            total += self.backoff.get(code, 0.0)
+            ctx = ctx[1:]
+
+    def line_logp(self, text: str) -> float:
+        """Log probability of a whole line (each character given the ones before it and :data:`START`)."""
+        s = START + text
+        return sum(self.score(s[: i + 1], s[i + 1]) for i in range(len(text)))
+
+    # ------------------------------------------------------------------------------------ build / io
+
+    @classmethod
+    def build(cls, texts: Iterable[str], order: int = 6, min_count: int = 2) -> CharNgramLM:
+        """Count the n-grams (1..``order``) of ``texts`` and estimate interpolated Witten-Bell probabilities.
+
+        Each text is read as ``START + text``; unigrams get add-one smoothing over printable ASCII.
+        """
+        if not 1 <= order <= 8:
+            raise ValueError(f"order must be 1..8 (7-bit codes in an int64), got {order}")
+        chars = [encode_text(START + t) for t in texts]
+        if not chars:
+            raise ValueError("no text to build a language model from")
+        logp: dict[int, float] = {}
+        backoff: dict[int, float] = {}
+        n_symbols = LAST - FIRST + 1
+        uni, uni_counts = np.unique(np.concatenate(chars), return_counts=True)
+        total = float(uni_counts.sum())
+        # interpolated log P of the previous order, as sorted codes + values for vectorised lookup
+        prev_codes = np.arange(FIRST, LAST + 1, dtype=np.int64)
+        counts_all = np.zeros(n_symbols)
+        counts_all[uni.astype(np.int64) - FIRST] = uni_counts
+        prev_p = (counts_all + 1) / (total + n_symbols)
+        unk = math.log(1 / (total + n_symbols))
+        logp.update(zip(prev_codes.tolist(), np.log(prev_p).tolist(), strict=True))
+        for n in range(2, order + 1):
+            grams = np.concatenate([_ngram_codes(c, n) for c in chars])
+            codes, counts = np.unique(grams, return_counts=True)
+            ctx = codes >> BITS
+            # per context: total count N(c) and distinct followers T(c) (sorted codes: sorted contexts)
+            ctx_u, start, distinct = np.unique(ctx, return_index=True, return_counts=True)
+            n_ctx = np.add.reduceat(counts, start).astype(np.float64)
+            lam = n_ctx / (n_ctx + distinct)
+            idx = np.searchsorted(ctx_u, ctx)
+            lower = codes & ((1 << (BITS * (n - 1))) - 1)
+            lower_p = prev_p[np.searchsorted(prev_codes, lower)]
+            p = lam[idx] * counts / n_ctx[idx] + (1 - lam[idx]) * lower_p
+            keep = counts >= min_count
+            logp.update(zip(codes[keep].tolist(), np.log(p[keep]).tolist(), strict=True))
+            kept_ctx = np.unique(ctx[keep])
+            bo = np.log(1 - lam[np.searchsorted(ctx_u, kept_ctx)])
+            backoff.update(zip(kept_ctx.tolist(), bo.tolist(), strict=True))
+            prev_codes, prev_p = codes, p
+        return cls(order=order, logp=logp, backoff=backoff, unk_logp=unk)
+
+    def save(self, path: Path) -> None:
+        """Write ``path`` (``.npz``): codes as int64 and log probabilities as float32."""
+        lk = np.fromiter(self.logp.keys(), np.int64, len(self.logp))
+        lv = np.fromiter(self.logp.values(), np.float32, len(self.logp))
+        bk = np.fromiter(self.backoff.keys(), np.int64, len(self.backoff))
+        bv = np.fromiter(self.backoff.values(), np.float32, len(self.backoff))
+        meta = np.array([self.order, self.unk_logp], np.float64)
+        with path.open("wb") as f:
+            np.savez_compressed(
+                f, logp_keys=lk, logp_values=lv, backoff_keys=bk, backoff_values=bv, meta=meta
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> CharNgramLM:
+        with np.load(path, allow_pickle=False) as z:
+            order, unk = z["meta"].tolist()
+            logp = dict(zip(z["logp_keys"].tolist(), z["logp_values"].tolist(), strict=True))
+            backoff = dict(zip(z["backoff_keys"].tolist(), z["backoff_values"].tolist(), strict=True))
+        return cls(order=int(order), logp=logp, backoff=backoff, unk_logp=float(unk))
+
+    def __len__(self) -> int:
+        return len(self.logp)
