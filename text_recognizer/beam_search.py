@@ -29,6 +29,8 @@ class BeamConfig:
     beam: int = 8
     #: characters whose frame log probability is below this are not tried at that frame
     prune: float = -7.0
+    #: and at most this many of the most probable ones are (an unsure model would otherwise try them all)
+    max_candidates: int = 6
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,9 +79,10 @@ def ctc_beam_search(
     top = log_probs.argmax(axis=1)
     for t in range(log_probs.shape[0]):
         row = log_probs[t]
-        cand = np.flatnonzero(row > cfg.prune).tolist()
-        if not cand:
-            cand = [int(top[t])]
+        cand_idx = np.flatnonzero(row > cfg.prune)
+        if len(cand_idx) > cfg.max_candidates:
+            cand_idx = cand_idx[np.argpartition(row[cand_idx], -cfg.max_candidates)[-cfg.max_candidates :]]
+        cand = cand_idx.tolist() or [int(top[t])]
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
             total = _lse(pb, pnb)

@@ -49,9 +49,12 @@ def test_end_to_end_run_registry_stage_and_resume(tmp_path: Path, monkeypatch: p
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"checkpoints", "config.json", "data_spec.json", "samples"} <= artifacts
 
-    from text_recognizer.staging import stage_model
+    from text_recognizer.staging import LMConfig, stage_model
 
-    art = stage_model("line-recognizer@candidate", tmp_path / "art", tracking_uri=cfg.tracking.tracking_uri)
+    lm = LMConfig(order=3, max_chars=100_000, grid=((0.5, 1.0),))
+    art = stage_model(
+        "line-recognizer@candidate", tmp_path / "art", tracking_uri=cfg.tracking.tracking_uri, lm_cfg=lm
+    )
     assert (art / "manifest.json").exists()
 
     saved = torch.load(out["last"], map_location="cpu", weights_only=False)

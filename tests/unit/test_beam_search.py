@@ -13,7 +13,7 @@ from text_recognizer.char_lm import CharNgramLM
 
 BLANK = 0
 CHARS = ["\x00", "a", "b", "c"]
-PLAIN = BeamConfig(alpha=0.0, beta=0.0, beam=64, prune=-1e9)
+PLAIN = BeamConfig(alpha=0.0, beta=0.0, beam=64, prune=-1e9, max_candidates=4)
 
 
 def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
@@ -63,3 +63,13 @@ def test_the_language_model_settles_what_the_image_leaves_open() -> None:
     with_lm = ctc_beam_search(log_probs, CHARS, BLANK, lm, BeamConfig(alpha=1.0, beta=0.0))
     assert without == [3, 1, 3]
     assert with_lm == [3, 2, 3]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_candidate_per_frame_is_the_greedy_path(seed: int) -> None:
+    # an unsure model (near-uniform frames) over 99 symbols: only the top one is tried at each frame
+    log_probs = log_softmax(np.random.default_rng(seed).normal(0, 0.1, (64, 99)))
+    chars = ["\x00"] + [chr(32 + i) for i in range(98)]
+    greedy = _collapse(tuple(log_probs.argmax(1).tolist()))
+    cfg = BeamConfig(alpha=0.0, beta=0.0, beam=8, max_candidates=1)
+    assert tuple(ctc_beam_search(log_probs, chars, BLANK, None, cfg)) == greedy
