@@ -34,9 +34,11 @@ def main() -> None:
     keys = ("val/cer", "val/cer_ctc", "train/loss", "train/ctc")
     curves = {k: client.get_metric_history(run.info.run_id, k) for k in keys}
     print(f"run {run.info.run_id} ({run.info.run_name})")
-    print(f"{'minutes':>8} {'step':>6} {'val/cer':>8}")
+    ctc = {m.step: m.value for m in curves["val/cer_ctc"]}
+    print(f"{'minutes':>8} {'step':>6} {'val/cer':>8} {'val/cer_ctc':>12}")
     for m in curves["val/cer"]:
-        print(f"{(m.timestamp - start) / 60000:8.1f} {m.step:6d} {m.value:8.4f}")
+        c = f"{ctc[m.step]:12.4f}" if m.step in ctc else f"{'-':>12}"
+        print(f"{(m.timestamp - start) / 60000:8.1f} {m.step:6d} {m.value:8.4f} {c}")
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, ax in (("val/cer", ax1), ("val/cer_ctc", ax1), ("train/loss", ax2), ("train/ctc", ax2)):

@@ -233,16 +233,20 @@ def ctc_lm(model: OnnxModel, logits: np.ndarray) -> list[tuple[list[int], list[f
     """CTC logits ``[B, T, V]`` -> beam search with the language model, per row.
 
     The probabilities returned (for the confidence) are those of the greedy path: how sure the image model
-    is of what it saw, whatever the language model then preferred.
+    is of what it saw, whatever the language model then preferred. Lines read with a confidence below
+    ``model.beam.min_confidence`` keep the greedy reading.
     """
     if model.lm is None:
         raise ArtifactError("this artifact has no language model (lm.npz); use the ctc or attention decoder")
     greedy = ctc_greedy(logits, blank=model.pad_id)
     logp = log_softmax(logits.astype(np.float64))
-    return [
-        (ctc_beam_search(logp[b], model.chars, model.pad_id, model.lm, model.beam), greedy[b][1])
-        for b in range(logits.shape[0])
-    ]
+    out = []
+    for b, (ids, probs) in enumerate(greedy):
+        conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
+        if conf >= model.beam.min_confidence:
+            ids = ctc_beam_search(logp[b], model.chars, model.pad_id, model.lm, model.beam)
+        out.append((ids, probs))
+    return out
 
 
 def decode(model: OnnxModel, images: np.ndarray, method: str) -> list[tuple[list[int], list[float]]]:

@@ -31,6 +31,9 @@ class BeamConfig:
     prune: float = -7.0
     #: and at most this many of the most probable ones are (an unsure model would otherwise try them all)
     max_candidates: int = 6
+    #: lines the image model reads with a lower confidence (geometric mean of the greedy path's character
+    #: probabilities) keep the greedy reading: specks cut out as lines, where a language model invents words
+    min_confidence: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

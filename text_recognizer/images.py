@@ -254,3 +254,15 @@ def segment_lines(ink: np.ndarray, min_height: int = 4) -> list[LineBox]:
 def _columns(mask: np.ndarray) -> tuple[int, int]:
     cols = np.flatnonzero(mask.any(axis=0))
     return (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, mask.shape[1])
+
+
+def page_lines(gray: np.ndarray, height: int, max_width: int) -> tuple[list[LineBox], list[np.ndarray]]:
+    """A page or a line (uint8 ``[H, W]``, any polarity) -> its line boxes, top to bottom, and each line
+    prepared for the model (float32 ``[height, w_i]``): what the predictor reads."""
+    ink = normalize_ink(gray)
+    boxes = segment_lines(ink)
+    crops = [
+        prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
+        for b in boxes
+    ]
+    return boxes, crops

@@ -25,9 +25,7 @@ from text_recognizer.images import (
     ImageSource,
     image_stats,
     load_gray,
-    normalize_ink,
-    prepare_line,
-    segment_lines,
+    page_lines,
 )
 from text_recognizer.paths import default_artifact
 from text_recognizer.predictor_types import LineResult, Prediction
@@ -67,14 +65,7 @@ class Predictor:
         """
         t0 = time.perf_counter()
         gray = load_gray(image, name=name)
-        ink = normalize_ink(gray)
-        boxes = segment_lines(ink)
-        crops = [
-            prepare_line(
-                ink[b.top : b.bottom, b.left : b.right], self.height, self.max_width, normalized=True
-            )
-            for b in boxes
-        ]
+        boxes, crops = page_lines(gray, self.height, self.max_width)
         read = self.recognize(crops)
         lines = [
             LineResult(text=t, confidence=c, box=(b.top, b.bottom, b.left, b.right))

@@ -73,3 +73,19 @@ def test_one_candidate_per_frame_is_the_greedy_path(seed: int) -> None:
     greedy = _collapse(tuple(log_probs.argmax(1).tolist()))
     cfg = BeamConfig(alpha=0.0, beta=0.0, beam=8, max_candidates=1)
     assert tuple(ctc_beam_search(log_probs, chars, BLANK, None, cfg)) == greedy
+
+
+def test_unsure_lines_keep_the_greedy_reading() -> None:
+    from types import SimpleNamespace
+
+    from text_recognizer.artifact import ctc_greedy, ctc_lm
+
+    # a language model that loves "b": a sure line follows it, an unsure one (a speck) does not
+    lm = CharNgramLM.build(["bbbb bbbb bbbb"], order=2, min_count=1)
+    model = SimpleNamespace(lm=lm, pad_id=BLANK, chars=CHARS, beam=BeamConfig(alpha=5.0, beta=0.0))
+    sure = np.log(np.array([[0.02, 0.9, 0.06, 0.02], [0.9, 0.04, 0.04, 0.02]]))
+    unsure = np.log(np.array([[0.3, 0.35, 0.33, 0.02], [0.9, 0.04, 0.04, 0.02]]))
+    logits = np.stack([sure, unsure])
+    out = ctc_lm(model, logits)  # type: ignore[arg-type]
+    assert out[0][0] != ctc_greedy(logits, BLANK)[0][0]  # sure (0.9): the language model overrules it
+    assert out[1][0] == ctc_greedy(logits, BLANK)[1][0] == [1]  # 0.35 < min_confidence: greedy
