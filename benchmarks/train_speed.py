@@ -11,7 +11,6 @@ Close other work first: on 2 cores anything running beside it shows in the figur
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from itertools import cycle, islice
@@ -20,9 +19,8 @@ from typing import Any
 
 import torch
 
-from text_recognizer.data.modules import TextDataModule
 from text_recognizer.training.lit_module import LitRecognizer
-from text_recognizer.training.train import build_model_config, load_config, resolve_precision
+from text_recognizer.training.train import build_modules, load_config, resolve_precision
 
 WARMUP = 5
 
@@ -47,9 +45,7 @@ def _steps(lit: LitRecognizer, batches: Any, n: int, bf16: bool) -> float:
 def measure(config: Path, steps: int, precisions: list[str]) -> dict[str, Any]:
     cfg = load_config(config)
     torch.manual_seed(cfg.seed)
-    dm = TextDataModule(cfg.data)
-    data_config = dm.config()
-    model_cfg = build_model_config(cfg, data_config)
+    dm, _ = build_modules(cfg)
     out: dict[str, Any] = {
         "config": str(config),
         "batch_size": cfg.data.batch_size,
@@ -62,8 +58,7 @@ def measure(config: Path, steps: int, precisions: list[str]) -> dict[str, Any]:
     held = next(iter(dm.train_dataloader()))
     for precision in precisions:
         bf16 = precision.startswith("bf16")
-        lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"])
-        lit.model.to(memory_format=lit.model.memory_format)  # type: ignore[call-overload]
+        _, lit = build_modules(cfg)  # a fresh model for each precision
         out["samples_per_s"][precision] = round(_steps(lit, iter(dm.train_dataloader()), steps, bf16), 1)
         out["samples_per_s_model_only"][precision] = round(_steps(lit, cycle([held]), steps, bf16), 1)
         print(

@@ -139,7 +139,9 @@ class OnnxModel:
     @property
     def decoders(self) -> list[str]:
         """The decoders this artifact can run."""
-        return [d for d in DECODERS if d == "attention" or (self.has_ctc and (d == "ctc" or self.lm))]
+        return [
+            d for d in DECODERS if d == "attention" or (self.has_ctc and (d == "ctc" or self.lm is not None))
+        ]
 
     def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """``images [B, 1, H, W]`` float32 -> ``cross_k``, ``cross_v`` ``[L, B, N, S, E]`` (and ``ctc_logits``
@@ -229,6 +231,11 @@ def ctc_greedy(logits: np.ndarray, blank: int) -> list[tuple[list[int], list[flo
     return out
 
 
+def line_confidence(probs: list[float]) -> float:
+    """A line's confidence: the geometric mean of its tokens' probabilities (0 for an empty line)."""
+    return float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
+
+
 def ctc_lm(model: OnnxModel, logits: np.ndarray) -> list[tuple[list[int], list[float]]]:
     """CTC logits ``[B, T, V]`` -> beam search with the language model, per row.
 
@@ -242,8 +249,7 @@ def ctc_lm(model: OnnxModel, logits: np.ndarray) -> list[tuple[list[int], list[f
     logp = log_softmax(logits.astype(np.float64))
     out = []
     for b, (ids, probs) in enumerate(greedy):
-        conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
-        if conf >= model.beam.min_confidence:
+        if line_confidence(probs) >= model.beam.min_confidence:
             ids = ctc_beam_search(logp[b], model.chars, model.pad_id, model.lm, model.beam)
         out.append((ids, probs))
     return out

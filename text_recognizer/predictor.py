@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text_recognizer.artifact import ArtifactError, OnnxModel, read_lines, read_manifest
+from text_recognizer.artifact import ArtifactError, OnnxModel, line_confidence, read_lines, read_manifest
 from text_recognizer.images import (
     ImageSource,
     image_stats,
@@ -90,9 +90,7 @@ class Predictor:
             self.model, list(lines), self.decoder, self.max_width, self.batch_size, self.pad_multiple
         )
         for ids, probs in decoded:
-            conf = float(np.exp(np.log(np.clip(probs, 1e-9, 1.0)).mean())) if probs else 0.0
-            # one line in, one line out: a stray newline token must not split the paragraph's lines
-            out.append((" ".join(self.vocab.decode(ids).split("\n")).strip(), conf))
+            out.append((self.vocab.decode_line(ids), line_confidence(probs)))
         return out
 
 

@@ -31,6 +31,7 @@ from text_recognizer.artifact import (
 )
 from text_recognizer.beam_search import BeamConfig
 from text_recognizer.char_lm import CharNgramLM
+from text_recognizer.data.base import Sample
 from text_recognizer.images import image_stats, page_lines
 from text_recognizer.metrics import error_rate
 from text_recognizer.models.resnet_transformer import ResNetTransformer
@@ -160,17 +161,23 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
     )
 
 
-def synthetic_lines(height: int, max_width: int, n: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
-    """``n`` prepared lines ``[height, w]`` from the synthetic validation split, with their texts.
+def synthetic_val_lines(n: int, seed: int) -> list[Sample]:
+    """``n`` rendered line images (uint8 ``[H, W]``) of the synthetic validation split, with their texts.
 
     Raises:
         RuntimeError: the fonts or text corpus are missing (``text-recognizer data fetch``).
     """
     from text_recognizer.data.synth.dataset import SynthSource
-    from text_recognizer.images import prepare_line
 
     src = SynthSource(kind="line", split="val", size=n, seed=seed)
-    samples = [src[i] for i in range(n)]
+    return [src[i] for i in range(n)]
+
+
+def synthetic_lines(height: int, max_width: int, n: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
+    """``n`` prepared lines ``[height, w]`` from the synthetic validation split, with their texts."""
+    from text_recognizer.images import prepare_line
+
+    samples = synthetic_val_lines(n, seed)
     return [prepare_line(s.image, height, max_width) for s in samples], [s.text for s in samples]
 
 
@@ -205,10 +212,7 @@ def choose_decoder(
     """
     methods = onnx.decoders
     try:
-        from text_recognizer.data.synth.dataset import SynthSource
-
-        src = SynthSource(kind="line", split="val", size=n, seed=2024)
-        samples = [src[i] for i in range(n)]
+        samples = synthetic_val_lines(n, seed=2024)
         pages = [page_lines(s.image, height, max_width)[1] for s in samples]
         texts = [s.text for s in samples]
     except Exception as e:
@@ -251,7 +255,7 @@ def _read_pages(
 ) -> list[str]:
     """Each page's prepared lines read and joined by newlines, as the predictor does."""
     flat = [line for page in pages for line in page]
-    texts = [vocab.decode(ids).strip() for ids, _ in read_lines(onnx, flat, method, max_width)]
+    texts = [vocab.decode_line(ids) for ids, _ in read_lines(onnx, flat, method, max_width)]
     out, i = [], 0
     for page in pages:
         out.append("\n".join(texts[i : i + len(page)]))

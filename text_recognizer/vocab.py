@@ -81,6 +81,11 @@ class Vocabulary:
                 out.append(self.tokens[i])
         return "".join(out)
 
+    def decode_line(self, ids: Iterable[int]) -> str:
+        """Token ids of one line -> its text: one line in, one line out, so a stray newline token becomes a
+        space, and the ends are stripped."""
+        return " ".join(self.decode(ids).split("\n")).strip()
+
     def to_list(self) -> list[str]:
         return list(self.tokens)
 

@@ -124,6 +124,19 @@ def build_model_config(cfg: TrainConfig, data_config: dict[str, Any]) -> ModelCo
     return ModelConfig.from_dict(merged)
 
 
+def build_modules(cfg: TrainConfig) -> tuple[TextDataModule, LitRecognizer]:
+    """The data module and the model of ``cfg``; the model's config (from the data's ``config()``) and the
+    full run config are saved in the module's hyperparameters, hence in every checkpoint."""
+    dm = TextDataModule(cfg.data)
+    data_config = dm.config()
+    model_cfg = build_model_config(cfg, data_config)
+    full = cfg.to_dict()
+    full["model"] = model_cfg.to_dict()
+    lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"], full)
+    lit.model.to(memory_format=lit.model.memory_format)  # type: ignore[call-overload]
+    return dm, lit
+
+
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """``"auto"`` -> ``"bf16-mixed"`` when the device computes in bfloat16 natively, else ``"32-true"``."""
     if precision != "auto":
@@ -140,13 +153,8 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
-    dm = TextDataModule(cfg.data)
-    data_config = dm.config()
-    model_cfg = build_model_config(cfg, data_config)
-    full = cfg.to_dict()
-    full["model"] = model_cfg.to_dict()
-    lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"], full)
-    lit.model.to(memory_format=lit.model.memory_format)  # type: ignore[call-overload]
+    dm, lit = build_modules(cfg)
+    full = lit.hparams["full_config"]
 
     ckpt_path: str | None = None
     if resume:
