@@ -1,0 +1,146 @@
+"""Where the page errors come from: line segmentation (lines dropped, merged, split, spurious) or recognition.
+
+    python -m benchmarks.error_sources [--model DIR] [--pages 30] [--seed 1]
+
+Reads ``../shared/real-handwriting/`` (both scales, when present) and synthetic test paragraphs (rendered
+here with a fixed seed), and aligns each page's predicted lines with its true lines by text: a dynamic
+programme over the two line sequences whose moves are one predicted line for one true line (a *match*),
+one predicted line for two true lines (*merged*), two predicted lines for one true line (*split*), a true line
+with no predicted line (*dropped*) and a predicted line with no true line (*spurious*), each costing the
+edit distance of the texts it pairs. No line boxes are needed, so the same measure works on any labelled page.
+
+Printed per data set: true lines, predicted lines, the counts of each move, the page CER, the CER of the
+matched lines alone (recognition), and the share of the page's character errors that the segmentation moves
+account for. The last line is the whole table as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from text_recognizer.data.folder import read_labels
+from text_recognizer.data.synth.dataset import SynthSource
+from text_recognizer.metrics import edit_distance
+from text_recognizer.paths import repo_root
+from text_recognizer.predictor import load_predictor
+
+REAL = repo_root().parent / "shared" / "real-handwriting"
+MOVES = ("match", "merged", "split", "dropped", "spurious")
+
+
+@dataclass
+class Alignment:
+    """One page: how its predicted lines map onto its true lines, and the character errors of each kind."""
+
+    true_lines: int = 0
+    predicted_lines: int = 0
+    match: int = 0
+    merged: int = 0
+    split: int = 0
+    dropped: int = 0
+    spurious: int = 0
+    match_errors: int = 0  # edit distance summed over matched lines
+    match_chars: int = 0  # characters of the true matched lines
+    segmentation_errors: int = 0  # edit distance of the merged, split, dropped and spurious moves
+    page_errors: int = 0  # edit distance of the whole page text
+    page_chars: int = 0
+
+    def add(self, other: Alignment) -> None:
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+def align(predicted: list[str], truth: list[str]) -> Alignment:
+    """Align predicted lines with true lines (see the module docstring); ``O(len(predicted) * len(truth))``."""
+    n, m = len(predicted), len(truth)
+    inf = float("inf")
+    cost = np.full((n + 1, m + 1), inf)
+    move: dict[tuple[int, int], tuple[str, int, int, int]] = {}
+    cost[0, 0] = 0.0
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if cost[i, j] == inf:
+                continue
+            steps = []
+            if i < n and j < m:
+                steps.append(("match", 1, 1, edit_distance(predicted[i], truth[j])))
+            if i < n and j + 1 < m:
+                steps.append(("merged", 1, 2, edit_distance(predicted[i], f"{truth[j]} {truth[j + 1]}")))
+            if i + 1 < n and j < m:
+                steps.append(("split", 2, 1, edit_distance(f"{predicted[i]} {predicted[i + 1]}", truth[j])))
+            if j < m:
+                steps.append(("dropped", 0, 1, len(truth[j])))
+            if i < n:
+                steps.append(("spurious", 1, 0, len(predicted[i])))
+            for name, di, dj, c in steps:
+                if cost[i, j] + c < cost[i + di, j + dj]:
+                    cost[i + di, j + dj] = cost[i, j] + c
+                    move[(i + di, j + dj)] = (name, di, dj, c)
+    result = Alignment(true_lines=m, predicted_lines=n)
+    i, j = n, m
+    while (i, j) != (0, 0):
+        name, di, dj, c = move[(i, j)]
+        i, j = i - di, j - dj
+        setattr(result, name, getattr(result, name) + 1)
+        if name == "match":
+            result.match_errors += c
+            result.match_chars += len(truth[j])
+        else:
+            result.segmentation_errors += c
+    page_truth = "\n".join(truth)
+    result.page_errors = edit_distance("\n".join(predicted), page_truth)
+    result.page_chars = len(page_truth)
+    return result
+
+
+def pages(name: str, n_synthetic: int, seed: int) -> list[tuple[np.ndarray | Path, str]]:
+    """``(image or path, text)`` of one data set."""
+    if name == "synthetic test paragraphs":
+        source = SynthSource(kind="paragraph", split="test", size=n_synthetic, seed=seed)
+        return [(s.image, s.text) for s in (source[i] for i in range(len(source)))]
+    folder = REAL / name
+    return [(folder / rec.image, rec.text) for rec in read_labels(folder)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="artifact folder (default: the shipped one)")
+    parser.add_argument("--pages", type=int, default=30, help="synthetic test paragraphs")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    predictor = load_predictor(args.model)
+    sets = [d for d in ("iam-paragraphs", "iam-paragraphs-2x") if (REAL / d / "labels.jsonl").exists()]
+    if not sets:
+        print(f"no real handwriting at {REAL}: synthetic pages only")
+    table: dict[str, dict[str, float]] = {}
+    for name in [*sets, "synthetic test paragraphs"]:
+        total = Alignment()
+        for image, text in tqdm(pages(name, args.pages, args.seed), desc=name, leave=False):
+            prediction = predictor.predict(image)
+            total.add(align([ln.text for ln in prediction.lines], text.split("\n")))
+        row = {k: float(v) for k, v in asdict(total).items()}
+        row["page_cer"] = total.page_errors / max(1, total.page_chars)
+        row["recognition_cer"] = total.match_errors / max(1, total.match_chars)
+        row["segmentation_share"] = total.segmentation_errors / max(
+            1, total.segmentation_errors + total.match_errors
+        )
+        table[name] = row
+    header = f"{'data':28} {'true':>5} {'pred':>5} " + " ".join(f"{m:>8}" for m in MOVES)
+    print(header + f" {'page CER':>9} {'recog CER':>9} {'seg share':>9}")
+    for name, r in table.items():
+        counts = " ".join(f"{int(r[m]):>8}" for m in MOVES)
+        print(
+            f"{name:28} {int(r['true_lines']):>5} {int(r['predicted_lines']):>5} {counts} "
+            f"{r['page_cer']:>9.3f} {r['recognition_cer']:>9.3f} {r['segmentation_share']:>9.2f}"
+        )
+    print(json.dumps(table))
+
+
+if __name__ == "__main__":
+    main()
