@@ -57,7 +57,7 @@ class Alignment:
 
 
 def align(predicted: list[str], truth: list[str]) -> Alignment:
-    """Align predicted lines with true lines (see the module docstring); ``O(len(predicted) * len(truth))``."""
+    """Align predicted lines with true lines (see the module docstring), in ``O(n_predicted * n_true)``."""
     n, m = len(predicted), len(truth)
     inf = float("inf")
     cost = np.full((n + 1, m + 1), inf)
@@ -109,7 +109,9 @@ def pages(name: str, n_synthetic: int, seed: int) -> list[tuple[np.ndarray | Pat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=None, help="artifact folder (default: the shipped one)")
     parser.add_argument("--pages", type=int, default=30, help="synthetic test paragraphs")
     parser.add_argument("--seed", type=int, default=1)
