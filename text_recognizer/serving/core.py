@@ -121,7 +121,7 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             width, height = img.size
     except Image.DecompressionBombError as e:  # past Pillow's own limit: the size is not given
-        over = 2 * Image.MAX_IMAGE_PIXELS
+        over = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         raise TooManyPixels(
             f"image has more than {over} pixels, which exceeds the limit of {max_pixels}"
         ) from e
