@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Pillow raises DecompressionBombError above twice this; uploads are checked against it explicitly too.
+#: The one pixel limit (width x height), checked from the header before any decoding (:func:`pixel_error`);
+#: Pillow's own global bomb limit is left as it is for other importers.
 MAX_PIXELS = 40_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+#: Most text lines read from one image: bounds the work of a page (one model pass per line), well above a
+#: dense handwritten page (about 40 lines).
+MAX_LINES = 100
 
 INK_THRESHOLD = 0.3
 
@@ -33,6 +36,14 @@ class ImageError(ValueError):
 
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
+
+
+def pixel_error(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
+    """The refusal of a ``width`` x ``height`` image over ``max_pixels``, or None when it fits. One wording
+    everywhere: ``"12000x12000 = 144000000 pixels exceeds the limit of 40000000"``."""
+    if width * height <= max_pixels:
+        return None
+    return f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
 
 
 def load_gray(src: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -59,8 +70,9 @@ def load_gray(src: ImageSource, name: str | None = None, max_pixels: int = MAX_P
         else:
             data = src if isinstance(src, bytes) else Path(src).read_bytes()
             img = Image.open(io.BytesIO(data))
-        if img.width * img.height > max_pixels:
-            raise ImageError(f"{label}: {img.width}x{img.height} is more than {max_pixels} pixels")
+        too_big = pixel_error(img.width, img.height, max_pixels)
+        if too_big:
+            raise ImageError(f"{label}: {too_big}")
         img = ImageOps.exif_transpose(img) or img
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
@@ -127,11 +139,13 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(sample, (1, 99))
     if np.median(sample) > 0.5 * (lo + hi):  # most of the page is light: dark ink on light paper
         g = 1.0 - g
-    ink = np.clip(g - _background(g), 0.0, None)
+    ink = g - _background(g)
+    np.maximum(ink, 0.0, out=ink)
     scale = float(np.percentile(_subsample(ink), 99.7))
     if scale < 0.05:  # nearly blank: keep what contrast there is without amplifying noise
         scale = max(float(ink.max()), 0.05)
-    return np.clip(ink / scale, 0.0, 1.0)
+    ink /= scale
+    return np.minimum(ink, 1.0, out=ink)
 
 
 def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int, int, int] | None:
@@ -196,17 +210,31 @@ class LineBox:
 
 
 def _smooth(p: np.ndarray, k: int) -> np.ndarray:
+    """Moving average of ``[N]`` over ``k`` samples, centred like ``np.convolve(p, ones(k) / k, "same")``,
+    by cumulative sums: linear in ``N`` whatever ``k``."""
     if k <= 1:
         return p
-    kernel = np.ones(k, dtype=np.float32) / k
-    return np.convolve(p, kernel, mode="same")
+    after = (k - 1) // 2  # window: k - 1 - after samples before each one, ``after`` samples after it
+    total = np.cumsum(p, dtype=np.float64)
+    c = np.concatenate([np.zeros(k - after), total, np.full(after, total[-1] if total.size else 0.0)])
+    n = p.shape[0]
+    return ((c[k : k + n] - c[:n]) / k).astype(np.float32)
+
+
+def _runs(on: np.ndarray) -> np.ndarray:
+    """Runs of True in a bool ``[N]`` -> int ``[R, 2]`` of ``(start, end)`` (exclusive ends)."""
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
 
 
 def segment_lines(ink: np.ndarray, min_height: int = 4) -> list[LineBox]:
     """Cut a normalised page ``[H, W]`` (ink bright) into text lines by its horizontal ink profile.
 
     Each line's band runs from the profile minimum above its body to the minimum below, so ascenders and
-    descenders stay with their line. One line in gives one box out.
+    descenders stay with their line. One line in gives one box out. Cost is linear in the pixels.
+
+    Raises:
+        ImageError: more than :data:`MAX_LINES` lines.
     """
     mask = ink > INK_THRESHOLD
     h = mask.shape[0]
@@ -217,15 +245,10 @@ def segment_lines(ink: np.ndarray, min_height: int = 4) -> list[LineBox]:
     first, last = int(rows[0]), int(rows[-1]) + 1
     smooth = _smooth(profile, max(3, h // 150))
     body = smooth > 0.25 * float(np.percentile(smooth[first:last], 90))
-    runs: list[list[int]] = []
-    start = None
-    for y in range(h + 1):
-        on = y < h and bool(body[y])
-        if on and start is None:
-            start = y
-        elif not on and start is not None:
-            runs.append([start, y])
-            start = None
+    found = _runs(body)
+    if len(found) > 4 * MAX_LINES:  # slivers merge below, but not this many: refuse before looping
+        raise ImageError(f"image has about {len(found)} text lines; at most {MAX_LINES} are read")
+    runs: list[list[int]] = found.tolist()
     if not runs:
         return [LineBox(first, last, *_columns(mask[first:last]))]
     heights = np.array([b - a for a, b in runs], dtype=np.float32)
@@ -248,6 +271,8 @@ def segment_lines(ink: np.ndarray, min_height: int = 4) -> list[LineBox]:
             continue
         left, right = _columns(mask[top:bottom])
         boxes.append(LineBox(top, bottom, left, right))
+    if len(boxes) > MAX_LINES:
+        raise ImageError(f"image has {len(boxes)} text lines; at most {MAX_LINES} are read")
     return boxes
 
 

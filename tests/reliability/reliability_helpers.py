@@ -68,3 +68,16 @@ def fuzz_settings(examples: int) -> settings:
         derandomize=True,
         database=None,
     )
+
+
+def line_png(width: int = 160, height: int = 40, text: str = "hello") -> bytes:
+    """A line of dark text on light paper, as PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (width, height), "white")
+    ImageDraw.Draw(img).text((6, height // 3), text, fill="black")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import get_args
@@ -23,16 +24,20 @@ from text_recognizer.serving.ui import (
     RemoteError,
     UIHandlers,
     example_images,
+    upload_folder,
 )
 
 from serving_helpers import live_server, png_bytes
 
 
 @pytest.fixture
-def image_file(tmp_path: Path) -> str:
-    path = tmp_path / "line.png"
+def image_file(tmp_path: Path) -> Iterator[str]:
+    """An uploaded image: a file in Gradio's upload cache (the page reads no other)."""
+    path = upload_folder() / f"test-{tmp_path.name}" / "line.png"
+    path.parent.mkdir(parents=True)
     path.write_bytes(png_bytes())
-    return str(path)
+    yield str(path)
+    shutil.rmtree(path.parent)
 
 
 def test_local_handlers_predict_and_flag(
@@ -62,7 +67,7 @@ def test_remote_backend_against_a_live_api(
         assert text == real_predictor.predict(Path(image_file).read_bytes()).text
         assert pid is not None and len(pid) == 32
         assert "Saved as feedback" in handlers.flag(pid, "hello", "missing_text")
-        bad = tmp_path / "bad.png"
+        bad = Path(image_file).with_name("bad.png")
         bad.write_bytes(b"not an image")
         with pytest.raises(gr.Error, match="not a readable image"):
             handlers.predict(str(bad))

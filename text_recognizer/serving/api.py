@@ -186,6 +186,17 @@ def _service(request: Request) -> RecognitionService:
     return service
 
 
+def private_paths(settings: ServingSettings) -> list[Path]:
+    """Folders no web route may serve from: the data home and the SQLite database's folder."""
+    from sqlalchemy.engine import make_url
+
+    from text_recognizer.paths import home
+    from text_recognizer.serving.store import default_db_url
+
+    database = make_url(settings.db or default_db_url()).database
+    return [home()] + ([Path(database).parent] if database and database != ":memory:" else [])
+
+
 def create_app(settings: ServingSettings | None = None, predictor: PredictorLike | None = None) -> FastAPI:
     """Build the app. The model (``predictor``, or the artifact in ``settings.model``) and the store are
     opened in the lifespan, once per process, and closed at shutdown."""
@@ -258,7 +269,12 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
     if settings.ui:
         from text_recognizer.serving.ui import LocalBackend, mount_ui
 
-        mount_ui(app, LocalBackend(lambda: app.state.service), max_file_size=settings.max_image_bytes)
+        mount_ui(
+            app,
+            LocalBackend(lambda: app.state.service),
+            max_file_size=settings.max_image_bytes,
+            blocked_paths=private_paths(settings),
+        )
     else:
 
         @app.get("/", include_in_schema=False)

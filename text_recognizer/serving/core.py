@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
-from text_recognizer.images import ImageError
+from text_recognizer.images import ImageError, pixel_error
 from text_recognizer.predictor_types import Prediction
 from text_recognizer.serving.errors import (
     BadBase64,
@@ -120,14 +120,18 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             width, height = img.size
-    except Image.DecompressionBombError as e:
-        raise TooManyPixels(f"image has too many pixels ({e}); the limit is {max_pixels}") from e
+    except Image.DecompressionBombError as e:  # past Pillow's own limit: the size is not given
+        over = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise TooManyPixels(
+            f"image has more than {over} pixels, which exceeds the limit of {max_pixels}"
+        ) from e
     except Exception as e:
         raise NotAnImage(
             f"not a readable image; send PNG, JPEG, GIF, BMP, TIFF or WebP ({type(e).__name__})"
         ) from e
-    if width * height > max_pixels:
-        raise TooManyPixels(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    too_big = pixel_error(width, height, max_pixels)
+    if too_big:
+        raise TooManyPixels(f"image is {too_big}")
     if width < 2 or height < 2:
         raise NotAnImage(f"image is {width}x{height} pixels; it needs at least 2x2")
     return width, height

@@ -6,15 +6,20 @@
 * Loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses are refused;
   ``allow_private`` admits private and loopback ones only.
 * Redirects are followed by hand, at most ``max_redirects``, each target checked like the first URL.
-* The body is streamed with a byte cap and an overall deadline.
+* The body is streamed with a byte cap, and the whole download (connecting, headers, body, every redirect)
+  has one wall-clock deadline: a watchdog shuts the socket down when it passes, so a host that trickles
+  headers or bytes costs at most ``timeout_s`` (httpx's own timeouts are per read).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -23,7 +28,6 @@ from text_recognizer.serving.errors import BadURL, DownloadFailed, DownloadTooLa
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REDIRECTS = {301, 302, 303, 307, 308}
-_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,55 @@ class FetchLimits:
     timeout_s: float
     allow_private: bool = False
     max_redirects: int = 3
+
+
+class Deadline:
+    """One wall-clock deadline for a download: at ``seconds`` from now every socket opened under it is shut
+    down, which ends any read blocked on it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shutdown(sock)
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore trace hook: remember each new TCP connection's socket."""
+        if not event.endswith("connect_tcp.complete"):
+            return
+        sock = info.get("return_value").get_extra_info("socket")  # type: ignore[union-attr]
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        _shutdown(sock)
+
+    def error(self) -> DownloadFailed:
+        return DownloadFailed(f"image_url took longer than {self.seconds:g} s")
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
@@ -99,34 +152,36 @@ def fetch_image(url: str, limits: FetchLimits, client: httpx.Client | None = Non
     Raises:
         BadURL, ForbiddenURL, DownloadFailed, DownloadTooLarge (all :class:`ServingError`).
     """
-    deadline = time.monotonic() + limits.timeout_s
+    deadline = Deadline(limits.timeout_s)
     own = client is None
     http = client or httpx.Client(follow_redirects=False, trust_env=False)
     try:
         for _ in range(limits.max_redirects + 1):
             parsed, ip = _checked_url(url, limits.allow_private)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s")
+            if deadline.remaining() <= 0:
+                raise deadline.error()
             location = _get(http, parsed, ip, limits, deadline)
             if isinstance(location, bytes):
                 return location
             url = urljoin(str(parsed), location)
         raise DownloadFailed(f"image_url redirected more than {limits.max_redirects} times")
     finally:
+        deadline.cancel()
         if own:
             http.close()
 
 
 def _get(
-    http: httpx.Client, parsed: httpx.URL, ip: IPAddress, limits: FetchLimits, deadline: float
+    http: httpx.Client, parsed: httpx.URL, ip: IPAddress, limits: FetchLimits, deadline: Deadline
 ) -> bytes | str:
     """One request to the checked address: the body, or the redirect target."""
     host = parsed.raw_host.decode("ascii")
     target = parsed.copy_with(host=str(ip))
     host_header = host if parsed.port is None else f"{host}:{parsed.port}"
-    timeout = httpx.Timeout(max(0.01, deadline - time.monotonic()))
-    extensions = {"sni_hostname": host.strip("[]")} if parsed.scheme == "https" else {}
+    timeout = httpx.Timeout(max(0.01, deadline.remaining()))
+    extensions: dict[str, Any] = {"trace": deadline.trace}
+    if parsed.scheme == "https":
+        extensions["sni_hostname"] = host.strip("[]")
     request = http.build_request(
         "GET",
         target,
@@ -136,9 +191,9 @@ def _get(
     )
     try:
         response = http.send(request, stream=True)
-    except httpx.TimeoutException as e:
-        raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s") from e
     except httpx.HTTPError as e:
+        if deadline.expired or isinstance(e, httpx.TimeoutException):
+            raise deadline.error() from e
         raise DownloadFailed(f"image_url could not be fetched ({type(e).__name__}: {e})") from e
     try:
         if response.status_code in _REDIRECTS:
@@ -156,19 +211,20 @@ def _get(
         response.close()
 
 
-def _read_capped(response: httpx.Response, limits: FetchLimits, deadline: float) -> bytes:
+def _read_capped(response: httpx.Response, limits: FetchLimits, deadline: Deadline) -> bytes:
+    """The body, read as it arrives (each network read is checked against the cap and the deadline)."""
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_bytes(_CHUNK):
+        for chunk in response.iter_bytes():
             size += len(chunk)
             if size > limits.max_bytes:
                 raise DownloadTooLarge(f"image_url is more than {limits.max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s")
+            if deadline.expired or deadline.remaining() <= 0:
+                raise deadline.error()
             chunks.append(chunk)
-    except httpx.TimeoutException as e:
-        raise DownloadFailed(f"image_url took longer than {limits.timeout_s:g} s") from e
     except httpx.HTTPError as e:
+        if deadline.expired or isinstance(e, httpx.TimeoutException):
+            raise deadline.error() from e
         raise DownloadFailed(f"image_url download failed ({type(e).__name__}: {e})") from e
     return b"".join(chunks)

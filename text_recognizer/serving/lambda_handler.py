@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.message
 import email.parser
 import email.policy
 import json
@@ -42,6 +43,9 @@ from text_recognizer.serving.schemas import FeedbackRequest, PredictRequest
 from text_recognizer.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
+
+#: Most parts read from a multipart body, as the HTTP API (Starlette's ``max_parts``).
+MAX_PARTS = 1000
 
 _service: RecognitionService | None = None
 _service_lock = threading.Lock()
@@ -80,7 +84,10 @@ def parse_event(event: Any, max_bytes: int) -> HttpRequest:
         method, path = str(event["httpMethod"]), str(event.get("path") or "/")
     else:
         raise InvalidRequest("not an API Gateway or Lambda Function URL event")
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    given = event.get("headers") or {}
+    if not isinstance(given, dict):
+        raise InvalidRequest("the event's headers are not a JSON object")
+    headers = {str(k).lower(): str(v) for k, v in given.items()}
     raw = event.get("body") or ""
     if not isinstance(raw, str):
         raise InvalidRequest("the event body is not a string")
@@ -92,7 +99,10 @@ def parse_event(event: Any, max_bytes: int) -> HttpRequest:
         except (binascii.Error, ValueError) as e:
             raise BadBase64(f"the event body is marked base64 but is not ({e})") from e
     else:
-        body = raw.encode("utf-8")
+        try:
+            body = raw.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: no byte string has it
+            raise InvalidRequest(f"the event body is not valid text ({e.reason} at {e.start})") from e
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the request body is larger than {max_bytes} bytes")
     return HttpRequest(method.upper(), path.rstrip("/") or "/", headers, body)
@@ -112,8 +122,24 @@ def multipart_file(request: HttpRequest, field: str = "file") -> bytes:
     """The bytes of form field ``field`` of a ``multipart/form-data`` body."""
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType("send the image as multipart/form-data with a 'file' field")
-    head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    content_type = request.headers.get("content-type", "")
+    boundary = email.message.Message()
+    boundary["content-type"] = content_type
+    marker = boundary.get_param("boundary")
+    if not isinstance(marker, str) or not marker:
+        raise InvalidRequest("the multipart content type has no boundary")
+    # counted before parsing, like the HTTP API's part limit; a nested multipart (a part with its own
+    # boundary) is refused, the parser would recurse once per level
+    parts = request.body.count(b"--" + marker.encode("latin-1", "replace")) - 1
+    if parts > MAX_PARTS:
+        raise PayloadTooLarge(f"the multipart body has {parts} parts; the limit is {MAX_PARTS}")
+    if b"boundary=" in request.body.lower():
+        raise InvalidRequest("nested multipart bodies are not accepted; send the file as one part")
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    try:
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.body)
+    except (RecursionError, ValueError) as e:
+        raise InvalidRequest(f"the multipart body cannot be parsed ({type(e).__name__})") from e
     if message.is_multipart():
         for part in message.iter_parts():
             if part.get_param("name", header="content-disposition") == field:

@@ -6,7 +6,7 @@ API (:func:`run_standalone`, over HTTP). Both go through a :class:`UIBackend`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,6 +89,26 @@ class RemoteBackend:
         return FeedbackResponse.model_validate(self._call("POST", "/feedback", json=request.model_dump()))
 
 
+def upload_folder() -> Path:
+    """Gradio's upload cache (``GRADIO_TEMP_DIR`` or ``<tmp>/gradio``), where every file the page reads is."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def read_upload(path: str) -> bytes:
+    """The bytes of a file the page received, refusing any path outside Gradio's upload cache (a client can
+    name a server path in an API call; Gradio checks it too, this is the second lock).
+
+    Raises:
+        ServingError: the path is outside the cache or cannot be read (the message names no server path).
+    """
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(upload_folder()) or not resolved.is_file():
+        raise ServingError("that file was not uploaded to this page; upload the image again")
+    return resolved.read_bytes()
+
+
 def example_images() -> list[Path]:
     """The example PNGs shipped with the package (rendered by the synthetic engine, never IAM)."""
     return sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
@@ -109,7 +129,7 @@ class UIHandlers:
         if not path:
             return "", "", None, "", ""
         try:
-            result = self.backend.predict(Path(path).read_bytes())
+            result = self.backend.predict(read_upload(path))
         except ServingError as e:
             raise gr.Error(e.message) from e
         info = (
@@ -188,15 +208,42 @@ def build_ui(backend: UIBackend) -> gr.Blocks:
     return page
 
 
-def mount_ui(app: FastAPI, backend: UIBackend, max_file_size: int | None = None) -> None:
-    """Mount the page at ``/`` of ``app``; routes declared before keep precedence."""
+def mount_ui(
+    app: FastAPI,
+    backend: UIBackend,
+    max_file_size: int | None = None,
+    blocked_paths: Sequence[Path] = (),
+) -> None:
+    """Mount the page at ``/`` of ``app``; routes declared before keep precedence.
+
+    File access: Gradio checks that a file named in an event is in its upload cache only once the page has
+    "launched", which a mounted page never does by itself, so it is marked launched here; ``blocked_paths``
+    (the data folder, the database's folder) are refused even inside the cache. Errors other than the page's
+    own messages are not shown to clients (they name server paths).
+    """
     import gradio as gr
 
-    gr.mount_gradio_app(app, build_ui(backend), path="/", ssr_mode=False, max_file_size=max_file_size)
+    page = build_ui(backend)
+    gr.mount_gradio_app(
+        app,
+        page,
+        path="/",
+        ssr_mode=False,
+        max_file_size=max_file_size,
+        blocked_paths=[str(p) for p in _blockable(blocked_paths)],
+        show_error=False,
+    )
+    page.has_launched = True
+
+
+def _blockable(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` resolved, less any that holds the upload cache (blocking it would refuse every upload)."""
+    cache = upload_folder()
+    return [p.resolve() for p in paths if not cache.is_relative_to(p.resolve())]
 
 
 def run_standalone(api_url: str, host: str = "127.0.0.1", port: int = 7860) -> None:
     """Serve the page alone, sending images to the API at ``api_url``."""
     page = build_ui(RemoteBackend(api_url))
     print(f"text-recognizer page: http://{host}:{port}/ using the API at {api_url}")
-    page.queue().launch(server_name=host, server_port=port, ssr_mode=False, show_error=True)
+    page.queue().launch(server_name=host, server_port=port, ssr_mode=False, show_error=False)
