@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from text_recognizer.data.base import Sample, Source
 from text_recognizer.images import prepare_line
-from text_recognizer.vocab import Vocabulary, default_vocab
+from text_recognizer.vocab import PAD_ID, Vocabulary, default_vocab
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class EncodedDataset(Dataset[tuple[torch.Tensor, torch.Tensor, str]]):
 
 
 def collate(
-    batch: list[tuple[torch.Tensor, torch.Tensor, str]], pad_id: int = 0
+    batch: list[tuple[torch.Tensor, torch.Tensor, str]], pad_id: int = PAD_ID
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pad images on the right to the widest (rounded up to a multiple of 32, so that few distinct shapes
     reach the convolution kernels) with background (0), and tokens with ``pad_id``.
