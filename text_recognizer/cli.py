@@ -46,7 +46,7 @@ def data_iam(
     out: Annotated[Path | None, typer.Option(help="Where to put the prepared data set.")] = None,
 ) -> None:
     """Prepare the IAM Handwriting Database from a URL (sha256-checked) or a local directory."""
-    from text_recognizer.data.iam import prepare_iam
+    from text_recognizer.data.iam.download import prepare_iam
 
     prepare_iam(source=source, sha256=sha256, out=out)
 

@@ -74,7 +74,7 @@ def build_source(spec: SourceSpec, kind: str, split: str, size: int, seed: int) 
 
         return SynthSource(kind=kind, split=split, size=size, seed=seed)
     if spec.name in ("iam", "iam_paragraphs"):
-        from text_recognizer.data.iam import IAMSource, IAMSyntheticParagraphs
+        from text_recognizer.data.iam.source import IAMSource, IAMSyntheticParagraphs
         from text_recognizer.paths import iam_dir
 
         root = Path(spec.path) if spec.path else iam_dir()
