@@ -1,7 +1,7 @@
 """``text-recognizer monitor``: a report over the monitoring store, printed and plotted.
 
 Traffic over time, latency percentiles, flag rate, confidence distribution, and input drift against the
-training data. The training reference is ``manifest["data"]["image_stats"]`` of the staged artifact (written
+training data. The training reference is ``Manifest.provenance.image_stats`` of the staged artifact (written
 by staging: ``width_mean``, ``height_mean``, ``brightness_mean``, ``brightness_std``, ``dark_ink_fraction``).
 """
 
