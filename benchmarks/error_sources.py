@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from text_recognizer.data.folder import read_labels
 from text_recognizer.data.synth.dataset import SynthSource
+from text_recognizer.inference.predictor import load_predictor
 from text_recognizer.metrics import edit_distance
 from text_recognizer.paths import repo_root
-from text_recognizer.predictor import load_predictor
 
 REAL = repo_root().parent / "shared" / "real-handwriting"
 MOVES = ("match", "merged", "split", "dropped", "spurious")

@@ -47,7 +47,7 @@ class OursReader:
 
     def __init__(self, model: str | None) -> None:
         from text_recognizer import __version__
-        from text_recognizer.predictor import load_predictor
+        from text_recognizer.inference.predictor import load_predictor
 
         self.predictor = load_predictor(Path(model) if model else None)
         self.version = f"{__version__} ({self.predictor.model_version})"

@@ -28,6 +28,7 @@ from benchmarks.machine import busy_note, machine_info
 from benchmarks.report import plot_all, render
 from benchmarks.throughput import batching_throughput
 from text_recognizer.data.folder import read_labels
+from text_recognizer.inference.manifest import ArtifactError, Manifest
 from text_recognizer.paths import default_artifact, repo_root
 
 REPO = repo_root()
@@ -166,8 +167,12 @@ def sizes(system: systems.System, model: Path, install_size: bool) -> dict[str, 
 
 
 def run(cfg: BenchConfig, model: Path, real: Path, setup: bool, install_size: bool, command: str) -> int:
-    if not (model / "manifest.json").exists():
-        raise SystemExit(f"no staged model at {model}: stage one (`text-recognizer stage`) or give --model")
+    try:
+        Manifest.read(model, verify=False)
+    except ArtifactError as e:
+        raise SystemExit(
+            f"no staged model at {model} ({e}); stage one (`text-recognizer stage`) or give --model"
+        ) from e
     results: dict[str, Any] = {"command": command, "quick": cfg.quick, "machine": machine_info(REPO)}
     results["busy_note"] = busy_note()
     results["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}

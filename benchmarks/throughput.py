@@ -17,7 +17,7 @@ import numpy as np
 
 from text_recognizer.data.folder import read_labels
 from text_recognizer.images import load_gray, prepare_line
-from text_recognizer.predictor import load_predictor
+from text_recognizer.inference.predictor import load_predictor
 
 
 def batching_throughput(
@@ -26,15 +26,14 @@ def batching_throughput(
     """Lines per second reading the first ``count`` line images of ``data`` at each batch size."""
     predictor = load_predictor(model)
     entries = read_labels(data)[:count]
-    lines: list[np.ndarray] = [
-        prepare_line(load_gray(e.image), predictor.height, predictor.max_width) for e in entries
-    ]
+    pre = predictor.preprocessor
+    lines: list[np.ndarray] = [prepare_line(load_gray(e.image), pre.height, pre.max_width) for e in entries]
     out = {}
     for b in batch_sizes:
-        predictor.batch_size = b
-        predictor.recognize(lines[: max(b, 2)])  # warm-up: this batch shape's first run allocates
+        batched = predictor.with_batch_size(b)
+        batched.recognize(lines[: max(b, 2)])  # warm-up: this batch shape's first run allocates
         started = time.perf_counter()
-        predictor.recognize(lines)
+        batched.recognize(lines)
         out[b] = len(lines) / (time.perf_counter() - started)
     return out
 

@@ -18,21 +18,14 @@ def tiny_model_overrides() -> dict[str, object]:
 
 
 def save_untrained_checkpoint(path: Path, max_text_len: int = 40) -> Path:
-    """A Lightning checkpoint of a tiny, randomly initialised recognizer built from the real config."""
-    import dataclasses
-
+    """A Lightning checkpoint of a tiny, randomly initialised recognizer built by ``train.build_modules``."""
     import lightning as L
 
-    from text_recognizer.data.modules import DataConfig, TextDataModule
-    from text_recognizer.training.lit_module import LitRecognizer
-    from text_recognizer.training.train import TrainConfig, build_model_config
+    from text_recognizer.data.modules import DataConfig
+    from text_recognizer.training.train import TrainConfig, build_modules
 
     cfg = TrainConfig(data=DataConfig(max_text_len=max_text_len), model=tiny_model_overrides())
-    data_config = TextDataModule(cfg.data).config()
-    model_cfg = build_model_config(cfg, data_config)
-    full = cfg.to_dict()
-    full["model"] = model_cfg.to_dict()
-    lit = LitRecognizer(model_cfg.to_dict(), dataclasses.asdict(cfg.optim), data_config["vocab"], full)
+    _, lit = build_modules(cfg)
     trainer = L.Trainer(
         logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
     )

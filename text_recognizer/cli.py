@@ -46,7 +46,7 @@ def data_iam(
     out: Annotated[Path | None, typer.Option(help="Where to put the prepared data set.")] = None,
 ) -> None:
     """Prepare the IAM Handwriting Database from a URL (sha256-checked) or a local directory."""
-    from text_recognizer.data.iam import prepare_iam
+    from text_recognizer.data.iam.download import prepare_iam
 
     prepare_iam(source=source, sha256=sha256, out=out)
 
@@ -106,14 +106,26 @@ def stage(
     name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-default",
     out_dir: Annotated[Path, typer.Option(help="Parent folder of the artifact.")] = Path("artifacts"),
     lm_order: Annotated[
-        int, typer.Option(help="Order of the character language model for CTC beam search (0: none).")
-    ] = 6,
-    lm_min_count: Annotated[int, typer.Option(help="Drop n-grams seen fewer times than this.")] = 2,
+        int | None,
+        typer.Option(
+            help="Order of the character language model for CTC beam search (0: none; default: LMConfig's)."
+        ),
+    ] = None,
+    lm_min_count: Annotated[
+        int | None,
+        typer.Option(help="Drop n-grams seen fewer times than this (default: staging.lm.LMConfig)."),
+    ] = None,
 ) -> None:
     """Export a trained model to ONNX with a manifest, and check parity with the torch model."""
-    from text_recognizer.staging import LMConfig, stage_model
+    from text_recognizer.staging.assemble import stage_model
+    from text_recognizer.staging.lm import LMConfig
 
-    stage_model(source, out_dir / name, lm_cfg=LMConfig(order=lm_order, min_count=lm_min_count))
+    d = LMConfig()
+    lm_cfg = LMConfig(
+        order=d.order if lm_order is None else lm_order,
+        min_count=d.min_count if lm_min_count is None else lm_min_count,
+    )
+    stage_model(source, out_dir / name, lm_cfg=lm_cfg)
 
 
 # ------------------------------------------------------------------------------------------- inference
@@ -126,7 +138,7 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
 ) -> None:
     """Read the handwriting in each image and print the text."""
-    from text_recognizer.predictor import predict_files
+    from text_recognizer.inference.predictor import predict_files
 
     predict_files(images, model=model, as_json=json_out)
 
@@ -203,8 +215,8 @@ def main() -> None:
     """Run the CLI; expected failures (bad input, missing assets) print one clear line, not a traceback."""
     import sys
 
-    from text_recognizer.artifact import ArtifactError
     from text_recognizer.images import ImageError
+    from text_recognizer.inference.manifest import ArtifactError
 
     try:
         app()

@@ -18,8 +18,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from text_recognizer.data.folder import read_labels
+from text_recognizer.inference.predictor import load_predictor
 from text_recognizer.metrics import edit_distance
-from text_recognizer.predictor import load_predictor
 from text_recognizer.vocab import Vocabulary
 
 

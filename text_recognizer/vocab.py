@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
 CHARACTERS: str = "\n" + "".join(chr(c) for c in range(32, 127))
+#: ids of the special tokens and size of the default vocabulary (what the model is built with)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = (SPECIAL_TOKENS.index(t) for t in (PAD, BOS, EOS, UNK))
+VOCAB_SIZE = len(SPECIAL_TOKENS) + len(CHARACTERS)
 
 # Characters that often appear in prose but are outside the vocabulary, mapped to a close ASCII form.
 _FOLD = str.maketrans(

@@ -20,7 +20,7 @@ from reliability_helpers import line_png
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, tiny_artifact: Path) -> RecognitionService:
-    from text_recognizer.predictor import load_predictor
+    from text_recognizer.inference.predictor import load_predictor
 
     db = tmp_path_factory.mktemp("lambda") / "monitoring.db"
     settings = ServingSettings(model=tiny_artifact, db=f"sqlite:///{db}", ui=False)

@@ -35,7 +35,7 @@ def png(width: int, height: int, stripe_every: int = 0) -> bytes:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, tiny_artifact: Path) -> RecognitionService:
-    from text_recognizer.predictor import load_predictor
+    from text_recognizer.inference.predictor import load_predictor
 
     db = tmp_path_factory.mktemp("tall") / "monitoring.db"
     settings = ServingSettings(model=tiny_artifact, db=f"sqlite:///{db}", ui=False, predict_timeout_s=60)

@@ -18,7 +18,7 @@ from text_recognizer.serving.store import Store
 
 @pytest.fixture(scope="session")
 def real_predictor(tiny_artifact: Path) -> PredictorLike:
-    from text_recognizer.predictor import load_predictor
+    from text_recognizer.inference.predictor import load_predictor
 
     return load_predictor(tiny_artifact)
 

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from text_recognizer.images import load_gray
-from text_recognizer.predictor_types import LineResult, Prediction
+from text_recognizer.inference.types import LineResult, Prediction
 
 
 def png_bytes(

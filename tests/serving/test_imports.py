@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 MODULES = [
-    "text_recognizer.predictor",
+    "text_recognizer.inference.predictor",
     "text_recognizer.serving.api",
     "text_recognizer.serving.core",
     "text_recognizer.serving.lambda_handler",

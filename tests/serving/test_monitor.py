@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from text_recognizer.predictor_types import Prediction
+from text_recognizer.inference.types import Prediction
 from text_recognizer.serving.monitor import drift, run_monitor
 from text_recognizer.serving.store import PredictionRow, Store
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from text_recognizer.data.folder import FolderSource, read_labels
-from text_recognizer.predictor_types import LineResult, Prediction
+from text_recognizer.inference.types import LineResult, Prediction
 from text_recognizer.serving.errors import UnknownPrediction
 from text_recognizer.serving.store import Store, default_db_url, export_feedback
 

@@ -83,7 +83,7 @@ def test_overfits_one_batch() -> None:
 
 
 def test_validation_ctc_decoding_matches_the_artifact_decoder() -> None:
-    from text_recognizer.artifact import ctc_greedy
+    from text_recognizer.inference.decoders import ctc_greedy
 
     torch.manual_seed(2)
     vocab = default_vocab()

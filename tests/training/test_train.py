@@ -49,7 +49,8 @@ def test_end_to_end_run_registry_stage_and_resume(tmp_path: Path, monkeypatch: p
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"checkpoints", "config.json", "data_spec.json", "samples"} <= artifacts
 
-    from text_recognizer.staging import LMConfig, stage_model
+    from text_recognizer.staging.assemble import stage_model
+    from text_recognizer.staging.lm import LMConfig
 
     lm = LMConfig(order=3, max_chars=100_000, grid=((0.5, 1.0),))
     art = stage_model(

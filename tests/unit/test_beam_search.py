@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from text_recognizer.beam_search import BeamConfig, ctc_beam_search, log_softmax
-from text_recognizer.char_lm import CharNgramLM
+from text_recognizer.inference.beam_search import BeamConfig, ctc_beam_search, log_softmax
+from text_recognizer.inference.char_lm import CharNgramLM
 
 BLANK = 0
 CHARS = ["\x00", "a", "b", "c"]
@@ -76,16 +76,14 @@ def test_one_candidate_per_frame_is_the_greedy_path(seed: int) -> None:
 
 
 def test_unsure_lines_keep_the_greedy_reading() -> None:
-    from types import SimpleNamespace
-
-    from text_recognizer.artifact import ctc_greedy, ctc_lm
+    from text_recognizer.inference.decoders import LineDecoder, ctc_greedy
 
     # a language model that loves "b": a sure line follows it, an unsure one (a speck) does not
     lm = CharNgramLM.build(["bbbb bbbb bbbb"], order=2, min_count=1)
-    model = SimpleNamespace(lm=lm, pad_id=BLANK, chars=CHARS, beam=BeamConfig(alpha=5.0, beta=0.0))
+    decoder = LineDecoder("ctc_lm", lm=lm, beam=BeamConfig(alpha=5.0, beta=0.0), chars=tuple(CHARS))
     sure = np.log(np.array([[0.02, 0.9, 0.06, 0.02], [0.9, 0.04, 0.04, 0.02]]))
     unsure = np.log(np.array([[0.3, 0.35, 0.33, 0.02], [0.9, 0.04, 0.04, 0.02]]))
     logits = np.stack([sure, unsure])
-    out = ctc_lm(model, logits)  # type: ignore[arg-type]
+    out = decoder.beam_search(logits, BLANK)
     assert out[0][0] != ctc_greedy(logits, BLANK)[0][0]  # sure (0.9): the language model overrules it
     assert out[1][0] == ctc_greedy(logits, BLANK)[1][0] == [1]  # 0.35 < min_confidence: greedy

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from text_recognizer.char_lm import FIRST, LAST, CharNgramLM
+from text_recognizer.inference.char_lm import FIRST, LAST, CharNgramLM
 
 TEXTS = [
     "the cat sat on the mat and the dog sat on the log",

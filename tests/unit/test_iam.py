@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text_recognizer.data import iam
-from text_recognizer.data.iam import (
-    CROP_PADDING,
-    IAMError,
-    IAMSource,
-    IAMSyntheticParagraphs,
-    find_layout,
-    parse_form,
-    prepare_iam,
-)
+from text_recognizer.data.iam.download import prepare_iam
+from text_recognizer.data.iam.forms import parse_form
+from text_recognizer.data.iam.layout import IAMError, find_layout
+from text_recognizer.data.iam.source import CROP_PADDING, IAMSource, IAMSyntheticParagraphs
+from text_recognizer.data.iam.splits import load_forms
 
 from fixtures_iam import FakeIAM, make_fake_iam
 
@@ -37,9 +32,9 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> FakeIAM:
 
 @pytest.fixture(autouse=True)
 def _fresh_index() -> Iterator[None]:
-    iam.load_forms.cache_clear()
+    load_forms.cache_clear()
     yield
-    iam.load_forms.cache_clear()
+    load_forms.cache_clear()
 
 
 def test_parse_form_decodes_entities_and_unions_word_boxes(fake: FakeIAM) -> None:
@@ -108,7 +103,7 @@ def test_writer_split_fallback_is_deterministic_and_logged(
         or writers["val"] & writers["test"]
     )
     assert set().union(*writers.values()) == set(fake.writer.values())
-    iam.load_forms.cache_clear()
+    load_forms.cache_clear()
     assert [i.id for i in IAMSource(fake.root, "line", "val", cache=False).items] == [
         i.id for i in sources["val"].items
     ]

@@ -11,30 +11,71 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from text_recognizer.artifact import ArtifactError, read_manifest
-from text_recognizer.predictor import load_predictor
+from text_recognizer.inference.manifest import ArtifactError, Manifest
+from text_recognizer.inference.predictor import load_predictor
 
 
 def test_manifest_records_everything(tiny_artifact: Path) -> None:
-    m = read_manifest(tiny_artifact)
-    assert m["parity"]["greedy_identical"] is True
-    assert m["parity"]["max_abs_logit_diff"] <= m["parity"]["tolerance"]
-    assert m["vocab"][:4] == ["<pad>", "<s>", "</s>", "<unk>"]
-    assert m["preprocessing"]["input_height"] == 32
-    assert m["model"]["d_model"] == 32
-    assert set(m["files"]) == {"encoder.onnx", "decoder_step.onnx", "lm.npz"}
-    assert m["training"]["config"]["data"]["kind"] == "line"
-    assert m["code_version"]
-    decoding = m["decoding"]
-    assert decoding["available"] == ["attention", "ctc", "ctc_lm"]
-    assert decoding["default"] == min(decoding["available"], key=lambda d: decoding["val_cer"][d])
+    m = Manifest.read(tiny_artifact)
+    parity = m.provenance.parity
+    assert parity is not None and parity.greedy_identical is True
+    assert parity.max_abs_logit_diff <= parity.tolerance
+    assert m.vocab[:4] == ("<pad>", "<s>", "</s>", "<unk>")
+    assert m.preprocessing.input_height == 32
+    assert m.model.d_model == 32
+    assert set(m.files) == {"encoder.onnx", "decoder_step.onnx", "lm.npz"}
+    assert m.provenance.config["data"]["kind"] == "line"
+    assert m.provenance.code_version
+    # the monitored metric under its own name
+    assert m.metrics.monitor == m.provenance.config["trainer"]["monitor"]
+    decoding = m.decoding
+    assert decoding.available == ("attention", "ctc", "ctc_lm")
+    assert decoding.default == min(decoding.available, key=lambda d: decoding.val_cer[d])
     # the language model's weights were chosen on the grid, and the predictor uses them
-    grid = decoding["ctc_lm"]["grid_cer"]
-    assert len(grid) == 2 and decoding["val_cer"]["ctc_lm"] == min(grid.values())
-    assert decoding["lm"]["order"] == 4
-    chosen = decoding["ctc_lm"]["config"]
-    beam = load_predictor(tiny_artifact).model.beam
-    assert (beam.alpha, beam.beta) == (chosen["alpha"], chosen["beta"])
+    grid = decoding.beam_grid_cer
+    assert len(grid) == 2 and decoding.val_cer["ctc_lm"] == min(grid.values())
+    assert decoding.lm is not None and decoding.lm.order == 4
+    beam = load_predictor(tiny_artifact).reader.decoder.beam
+    assert beam == decoding.beam and f"alpha={beam.alpha},beta={beam.beta}" in grid
+
+
+def test_manifest_round_trips(tiny_artifact: Path, tmp_path: Path) -> None:
+    m = Manifest.read(tiny_artifact)
+    m.write(tmp_path)
+    assert Manifest.read(tmp_path, verify=False) == m
+    assert json.loads((tmp_path / "manifest.json").read_text())["format_version"] == 2
+
+
+def test_shipped_format_1_manifest_loads_with_true_metric_names() -> None:
+    from text_recognizer.paths import repo_root
+
+    folder = repo_root() / "artifacts" / "line-default"
+    m = Manifest.read(folder, verify=False)
+    assert json.loads((folder / "manifest.json").read_text())["format_version"] == 1
+    # format 1 called the best checkpoint's score "val/cer"; the run monitored val/cer_ctc
+    assert m.metrics.monitor == "val/cer_ctc" and m.metrics.best is not None
+    assert m.decoding.default == "ctc_lm" and m.decoding.beam.alpha == 0.4
+    assert m.preprocessing.pad_width_multiple == 8 and m.model.head_dim == 32
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"format_version": 99}, "format_version 99"),
+        ({"model": {}}, "manifest model"),
+        ({"vocab": None}, "vocab"),
+    ],
+)
+def test_unreadable_manifest_fails_clearly(
+    tiny_artifact: Path, tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    d = json.loads((tiny_artifact / "manifest.json").read_text())
+    d.update(change)
+    if d["vocab"] is None:
+        del d["vocab"]
+    (tmp_path / "manifest.json").write_text(json.dumps(d))
+    with pytest.raises(ArtifactError, match=message):
+        Manifest.read(tmp_path, verify=False)
 
 
 def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -61,12 +102,12 @@ def test_artifact_without_language_model_offers_no_ctc_lm(tiny_artifact: Path, t
     (plain / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="only attention, ctc"):
         load_predictor(plain)
-    assert load_predictor(plain, decoder="ctc").model.decoders == ["attention", "ctc"]
+    assert load_predictor(plain, decoder="ctc").decoders == ("attention", "ctc")
 
 
 def test_predictor_does_not_import_torch(tiny_artifact: Path) -> None:
     code = (
-        "import sys; from text_recognizer.predictor import load_predictor; "
+        "import sys; from text_recognizer.inference.predictor import load_predictor; "
         f"p = load_predictor({str(tiny_artifact)!r}); "
         "import numpy as np; p.predict(np.full((40, 200), 255, np.uint8)); "
         "bad = [m for m in ('torch', 'lightning', 'torchmetrics') if m in sys.modules]; "
@@ -90,14 +131,14 @@ def _paragraph(n_lines: int, mode: str = "L", dark_ink: bool = True) -> Image.Im
 )
 def test_predict_reads_each_line(tiny_artifact: Path, mode: str, dark_ink: bool, decoder: str | None) -> None:
     predictor = load_predictor(tiny_artifact, decoder=decoder)
-    assert predictor.decoder == (decoder or read_manifest(tiny_artifact)["decoding"]["default"])
+    assert predictor.decoder == (decoder or Manifest.read(tiny_artifact).decoding.default)
     pred = predictor.predict(_paragraph(4, mode, dark_ink))
     assert len(pred.lines) == 4
     assert pred.text.count("\n") == 3
     assert all(0.0 <= line.confidence <= 1.0 for line in pred.lines)
     assert [line.box[0] for line in pred.lines] == sorted(line.box[0] for line in pred.lines)
     assert pred.image_stats["polarity"] == ("dark_ink" if dark_ink else "light_ink")
-    assert pred.model_version == read_manifest(tiny_artifact)["version"]
+    assert pred.model_version == Manifest.read(tiny_artifact).version
 
 
 def test_blank_image_gives_empty_text(tiny_artifact: Path) -> None:
@@ -143,7 +184,7 @@ def test_edit_distance() -> None:
 
 
 def test_ctc_greedy_collapses_repeats_and_blanks() -> None:
-    from text_recognizer.artifact import ctc_greedy
+    from text_recognizer.inference.decoders import ctc_greedy
 
     frames = [0, 5, 5, 0, 5, 7, 7, 0]  # blank a a blank a b b blank -> a a b
     logits = np.full((1, len(frames), 9), -10.0, np.float32)

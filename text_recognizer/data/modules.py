@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from text_recognizer.data.base import Sample, Source
 from text_recognizer.images import prepare_line
-from text_recognizer.vocab import Vocabulary, default_vocab
+from text_recognizer.vocab import PAD_ID, Vocabulary, default_vocab
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def build_source(spec: SourceSpec, kind: str, split: str, size: int, seed: int) 
 
         return SynthSource(kind=kind, split=split, size=size, seed=seed)
     if spec.name in ("iam", "iam_paragraphs"):
-        from text_recognizer.data.iam import IAMSource, IAMSyntheticParagraphs
+        from text_recognizer.data.iam.source import IAMSource, IAMSyntheticParagraphs
         from text_recognizer.paths import iam_dir
 
         root = Path(spec.path) if spec.path else iam_dir()
@@ -146,7 +146,7 @@ class EncodedDataset(Dataset[tuple[torch.Tensor, torch.Tensor, str]]):
 
 
 def collate(
-    batch: list[tuple[torch.Tensor, torch.Tensor, str]], pad_id: int = 0
+    batch: list[tuple[torch.Tensor, torch.Tensor, str]], pad_id: int = PAD_ID
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Pad images on the right to the widest (rounded up to a multiple of 32, so that few distinct shapes
     reach the convolution kernels) with background (0), and tokens with ``pad_id``.

@@ -12,19 +12,21 @@ N = heads, E = D / N):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from text_recognizer.vocab import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+
 
 @dataclass
 class ModelConfig:
     """Every size of the model. ``vocab_size`` and ``input_height`` come from the data module's config()."""
 
-    vocab_size: int = 99
+    vocab_size: int = VOCAB_SIZE
     input_height: int = 32
     channels: tuple[int, ...] = (32, 64, 128, 128)
     blocks: tuple[int, ...] = (1, 1, 1, 1)
@@ -41,9 +43,9 @@ class ModelConfig:
     ctc_context_layers: int = 2
     #: hidden size of each direction of that BiLSTM
     ctc_context_hidden: int = 128
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
+    pad_id: int = PAD_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -374,15 +376,3 @@ class ResNetTransformer(nn.Module):
             if bool(done.all()):
                 break
         return torch.stack(out, dim=1)
-
-
-@dataclass
-class ModelSizes:
-    """Named sizes: ``line`` is the default; ``paragraph`` is deeper and decodes longer outputs."""
-
-    line: ModelConfig = field(default_factory=ModelConfig)
-    paragraph: ModelConfig = field(
-        default_factory=lambda: ModelConfig(
-            input_height=256, channels=(32, 64, 128, 192), blocks=(1, 2, 2, 2), d_model=192, max_len=700
-        )
-    )

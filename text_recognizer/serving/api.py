@@ -206,7 +206,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if predictor is None:
-            from text_recognizer.predictor import load_predictor
+            from text_recognizer.inference.predictor import load_predictor
 
             model: PredictorLike = await run_in_threadpool(load_predictor, settings.model)
         else:

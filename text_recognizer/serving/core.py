@@ -28,7 +28,7 @@ from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from text_recognizer.images import ImageError, pixel_error
-from text_recognizer.predictor_types import Prediction
+from text_recognizer.inference.types import Prediction
 from text_recognizer.serving.errors import (
     BadBase64,
     InvalidJSON,
@@ -58,7 +58,7 @@ IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 
 
 class PredictorLike(Protocol):
-    """What serving needs of :class:`text_recognizer.predictor.Predictor`."""
+    """What serving needs of :class:`text_recognizer.inference.predictor.Predictor`."""
 
     @property
     def model_version(self) -> str: ...
@@ -221,7 +221,7 @@ class RecognitionService:
 
 def build_service(settings: ServingSettings) -> RecognitionService:
     """Load the staged model and open the store named by ``settings`` (the slow part of a cold start)."""
-    from text_recognizer.predictor import load_predictor
+    from text_recognizer.inference.predictor import load_predictor
 
     predictor = load_predictor(settings.model)
     return RecognitionService(predictor, Store(settings.db), settings)

@@ -1,7 +1,7 @@
 """``text-recognizer monitor``: a report over the monitoring store, printed and plotted.
 
 Traffic over time, latency percentiles, flag rate, confidence distribution, and input drift against the
-training data. The training reference is ``manifest["data"]["image_stats"]`` of the staged artifact (written
+training data. The training reference is ``Manifest.provenance.image_stats`` of the staged artifact (written
 by staging: ``width_mean``, ``height_mean``, ``brightness_mean``, ``brightness_std``, ``dark_ink_fraction``).
 """
 
@@ -41,18 +41,18 @@ class DriftLine:
 
 def training_reference(model: Path | None = None) -> tuple[dict[str, Any] | None, str]:
     """``(image_stats, where)`` from the artifact's manifest, or ``(None, why not)``."""
-    from text_recognizer.artifact import read_manifest
+    from text_recognizer.inference.manifest import Manifest
     from text_recognizer.paths import default_artifact
 
     folder = Path(model) if model else default_artifact()
     try:
-        manifest = read_manifest(folder, verify=False)
+        manifest = Manifest.read(folder, verify=False)
     except Exception as e:
         return None, f"cannot read the manifest of {folder} ({e})"
-    stats = (manifest.get("data") or {}).get("image_stats")
+    stats = manifest.provenance.image_stats
     if not stats:
         return None, f"{folder}/manifest.json has no data.image_stats"
-    return stats, str(folder)
+    return dict(stats), str(folder)
 
 
 def drift(records: list[PredictionRecord], reference: dict[str, Any]) -> list[DriftLine]:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from text_recognizer.predictor_types import Prediction
+from text_recognizer.inference.types import Prediction
 
 #: Why a user flagged a prediction; "wrong_text" is what the web page sends with a correction.
 FlagReason = Literal["wrong_text", "missing_text", "extra_text", "not_handwriting", "other"]

@@ -41,8 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from text_recognizer.inference.types import Prediction
 from text_recognizer.paths import home
-from text_recognizer.predictor_types import Prediction
 from text_recognizer.serving.errors import UnknownPrediction
 
 log = logging.getLogger(__name__)

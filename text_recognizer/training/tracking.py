@@ -201,13 +201,16 @@ def print_runs(limit: int = 20, tracking_uri: str = TrackingConfig.tracking_uri)
     runs = client.search_runs(
         [e.experiment_id for e in exps], order_by=["attributes.start_time DESC"], max_results=limit
     )
-    print(f"{'run id':34} {'name':24} {'status':9} {'val/cer':>8} {'step':>7}")
+    # each CER under its own name: the attention decoder's (val/cer) and the CTC head's (val/cer_ctc, what
+    # configs/line.yaml monitors to pick the staged checkpoint); the last value logged
+    cers = ("val/cer", "val/cer_ctc")
+    print(f"{'run id':34} {'name':24} {'status':9} " + " ".join(f"{c:>11}" for c in cers) + f" {'step':>7}")
     for r in runs:
         m = r.data.metrics
-        cer = m.get("val/cer")
+        values = " ".join(f"{'' if m.get(c) is None else f'{m[c]:.4f}':>11}" for c in cers)
         print(
             f"{r.info.run_id:34} {(r.info.run_name or '')[:24]:24} {r.info.status:9} "
-            f"{'' if cer is None else f'{cer:.4f}':>8} {int(m.get('step', 0)):>7}"
+            f"{values} {int(m.get('step', 0)):>7}"
         )
     for rm in client.search_registered_models():
         for mv in client.search_model_versions(f"name='{rm.name}'"):

@@ -22,6 +22,7 @@ from text_recognizer.data.modules import DataConfig, TextDataModule
 from text_recognizer.models.resnet_transformer import ModelConfig
 from text_recognizer.training.lit_module import LitRecognizer, OptimConfig
 from text_recognizer.training.tracking import SampleTable, TrackingConfig, make_logger, record_run
+from text_recognizer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,14 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
 
 
 def build_model_config(cfg: TrainConfig, data_config: dict[str, Any]) -> ModelConfig:
-    """Model defaults, then the config's overrides, then what the data dictates."""
+    """Model defaults, then the config's overrides, then what the data dictates (sizes, token ids)."""
+    vocab = Vocabulary.from_list(data_config["vocab"])
     merged = {**ModelConfig().to_dict(), **cfg.model}
     merged.update(
-        vocab_size=len(data_config["vocab"]),
+        vocab_size=len(vocab),
+        pad_id=vocab.pad_id,
+        bos_id=vocab.bos_id,
+        eos_id=vocab.eos_id,
         input_height=data_config["input_height"],
         max_len=data_config["max_len"],
     )

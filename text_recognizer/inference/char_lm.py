@@ -6,7 +6,7 @@ ARPA convention: a stored n-gram gives its interpolated log probability, otherwi
 weight is added and the context shortened by one character.
 
 Staging builds it from the training text of the synthetic corpus and saves it as ``lm.npz`` in the artifact;
-:func:`text_recognizer.beam_search.ctc_beam_search` reads lines with it.
+:func:`text_recognizer.inference.beam_search.ctc_beam_search` reads lines with it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ FIRST, LAST = 32, 126
 BITS = 7
 #: every line starts at a word boundary: the context before the first character is a space
 START = " "
+#: the n-gram order and pruning staging uses unless told otherwise (``text-recognizer stage --lm-order``)
+DEFAULT_ORDER = 6
+DEFAULT_MIN_COUNT = 2
 
 
 def encode_text(text: str) -> np.ndarray:
@@ -80,7 +83,9 @@ class CharNgramLM:
     # ------------------------------------------------------------------------------------ build / io
 
     @classmethod
-    def build(cls, texts: Iterable[str], order: int = 6, min_count: int = 2) -> CharNgramLM:
+    def build(
+        cls, texts: Iterable[str], order: int = DEFAULT_ORDER, min_count: int = DEFAULT_MIN_COUNT
+    ) -> CharNgramLM:
         """Count the n-grams (1..``order``) of ``texts`` and estimate interpolated Witten-Bell probabilities.
 
         Each text is read as ``START + text``; unigrams get add-one smoothing over printable ASCII.

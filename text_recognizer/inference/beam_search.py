@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from text_recognizer.char_lm import START, CharNgramLM
+from text_recognizer.inference.char_lm import START, CharNgramLM
 
 NEG_INF = -math.inf
 

@@ -1,0 +1,216 @@
+"""Image -> text with a staged artifact: preprocessing + model + postprocessing, named parts, one factory.
+
+Imports numpy, Pillow and onnxruntime only (never torch or Lightning):
+
+    from text_recognizer.inference.predictor import load_predictor
+    pred = load_predictor().predict("page.jpg")
+    print(pred.text, pred.confidence)
+
+Like docTR's ``RecognitionPredictor(PreProcessor(...), model)``, a :class:`Predictor` is its parts:
+:class:`PreProcessor` (decode, normalise, cut into lines: :func:`text_recognizer.images.page_lines`), the ONNX
+:class:`~text_recognizer.inference.runtime.OnnxModel`, a
+:class:`~text_recognizer.inference.decoders.LineReader` (batching and the decoding method) and
+:class:`PostProcessor` (token ids -> text and confidence). Every setting comes from the artifact's
+:class:`~text_recognizer.inference.manifest.Manifest`; a single line is just a page with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from text_recognizer.images import ImageSource, LineBox, image_stats, load_gray, page_lines
+from text_recognizer.inference.beam_search import BeamConfig
+from text_recognizer.inference.char_lm import CharNgramLM
+from text_recognizer.inference.decoders import (
+    BATCH_SIZE,
+    Decoded,
+    LineDecoder,
+    LineReader,
+    available_decoders,
+    line_confidence,
+)
+from text_recognizer.inference.manifest import LM_FILE, ArtifactError, Manifest, Preprocessing
+from text_recognizer.inference.runtime import OnnxModel
+from text_recognizer.inference.types import LineResult, Prediction
+from text_recognizer.paths import default_artifact
+from text_recognizer.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class Page:
+    """A decoded image: grey ``[H, W]`` uint8, its line boxes and their prepared crops ``[height, w]``."""
+
+    gray: np.ndarray
+    boxes: list[LineBox]
+    lines: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class PreProcessor:
+    """Image -> :class:`Page`: grey, ink normalised, cut into lines ``[height, w <= max_width]``."""
+
+    height: int
+    max_width: int
+
+    @classmethod
+    def from_manifest(cls, pre: Preprocessing) -> PreProcessor:
+        return cls(pre.input_height, pre.max_width)
+
+    def __call__(self, image: ImageSource, name: str | None = None) -> Page:
+        gray = load_gray(image, name=name)
+        boxes, crops = page_lines(gray, self.height, self.max_width)
+        return Page(gray, boxes, crops)
+
+
+@dataclass(frozen=True)
+class PostProcessor:
+    """Decoded token ids and probabilities -> (text, confidence) of one line."""
+
+    vocab: Vocabulary
+
+    def __call__(self, decoded: Decoded) -> tuple[str, float]:
+        ids, probs = decoded
+        return self.vocab.decode_line(ids), line_confidence(probs)
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded artifact. Thread-safe: onnxruntime sessions may be shared by concurrent requests."""
+
+    preprocessor: PreProcessor
+    model: OnnxModel
+    reader: LineReader
+    postprocessor: PostProcessor
+    model_version: str
+    #: the decoders this artifact can run
+    decoders: tuple[str, ...]
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: Manifest,
+        folder: Path,
+        decoder: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        threads: int = 0,
+        model: OnnxModel | None = None,
+        lm: CharNgramLM | None = None,
+    ) -> Predictor:
+        """The predictor of ``manifest`` over the files in ``folder`` (already verified).
+
+        ``decoder`` overrides the manifest's default; ``model`` and ``lm`` reuse sessions and a language
+        model already loaded (staging measures each decoder with one of each).
+
+        Raises:
+            ArtifactError: the files cannot be loaded, or the decoder asked for is not available.
+        """
+        model = model or OnnxModel.load(folder, manifest.model, threads=threads)
+        if lm is None and manifest.has_lm:
+            try:
+                lm = CharNgramLM.load(folder / LM_FILE)
+            except Exception as e:
+                raise ArtifactError(f"{folder / LM_FILE}: cannot load the language model ({e})") from e
+        decoders = tuple(available_decoders(model, lm))
+        method = decoder or manifest.decoding.default
+        if method not in decoders:
+            raise ArtifactError(
+                f"{folder}: decoder {method!r} asked for, but this artifact has only {', '.join(decoders)}"
+            )
+        chars = tuple(c if len(c) == 1 else "\x00" for c in manifest.vocab)
+        line_decoder = LineDecoder(method, lm=lm, beam=manifest.decoding.beam, chars=chars)
+        pre = manifest.preprocessing
+        return cls(
+            preprocessor=PreProcessor.from_manifest(pre),
+            model=model,
+            reader=LineReader(line_decoder, pre.max_width, batch_size, pre.pad_width_multiple),
+            postprocessor=PostProcessor(Vocabulary.from_list(manifest.vocab)),
+            model_version=manifest.version,
+            decoders=decoders,
+        )
+
+    @property
+    def decoder(self) -> str:
+        """The decoding method in use."""
+        return self.reader.decoder.method
+
+    def with_decoding(self, method: str | None = None, beam: BeamConfig | None = None) -> Predictor:
+        """The same parts with another decoding method or beam search weights (sessions shared)."""
+        d = self.reader.decoder
+        if method is not None and method not in self.decoders:
+            raise ArtifactError(f"decoder {method!r} asked for, but this artifact has only {self.decoders}")
+        new = dataclasses.replace(d, method=method or d.method, beam=beam or d.beam)
+        return dataclasses.replace(self, reader=dataclasses.replace(self.reader, decoder=new))
+
+    def with_batch_size(self, batch_size: int) -> Predictor:
+        return dataclasses.replace(self, reader=dataclasses.replace(self.reader, batch_size=batch_size))
+
+    # ----------------------------------------------------------------------------------- public API
+
+    def predict(self, image: ImageSource, name: str | None = None) -> Prediction:
+        """Read a line or a paragraph.
+
+        Raises:
+            text_recognizer.images.ImageError: the image cannot be decoded or is too large.
+        """
+        t0 = time.perf_counter()
+        page = self.preprocessor(image, name=name)
+        read = self.recognize(page.lines)
+        lines = [
+            LineResult(text=t, confidence=c, box=(b.top, b.bottom, b.left, b.right))
+            for (t, c), b in zip(read, page.boxes, strict=True)
+        ]
+        return Prediction(
+            text="\n".join(line.text for line in lines),
+            confidence=float(np.mean([line.confidence for line in lines])) if lines else 0.0,
+            lines=lines,
+            model_version=self.model_version,
+            seconds=time.perf_counter() - t0,
+            image_stats=image_stats(page.gray),
+        )
+
+    def recognize(self, lines: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Prepared line images (float32 ``[height, w]``) -> (text, confidence) each, in input order."""
+        return [self.postprocessor(d) for d in self.reader(self.model, list(lines))]
+
+
+def load_predictor(
+    path: Path | None = None, batch_size: int = BATCH_SIZE, threads: int = 0, decoder: str | None = None
+) -> Predictor:
+    """The one factory: an artifact folder (default: the shipped model) -> :class:`Predictor`.
+
+    ``decoder`` (``attention``, ``ctc`` or ``ctc_lm``) overrides the artifact's default, as does the
+    environment variable ``TEXT_RECOGNIZER_DECODER``.
+
+    Raises:
+        ArtifactError: no manifest, a corrupt file, or a decoder the artifact does not offer.
+    """
+    folder = Path(path) if path else default_artifact()
+    decoder = decoder or os.environ.get("TEXT_RECOGNIZER_DECODER") or None
+    manifest = Manifest.read(folder)
+    return Predictor.from_manifest(manifest, folder, decoder=decoder, batch_size=batch_size, threads=threads)
+
+
+def predict_files(images: Sequence[Path], model: Path | None = None, as_json: bool = False) -> None:
+    """The ``predict`` command: print the text of each image (or one JSON object per image)."""
+    predictor = load_predictor(model)
+    for path in images:
+        pred = predictor.predict(path, name=str(path))
+        if as_json:
+            d = pred.to_dict()
+            d["image"] = str(path)
+            print(json.dumps(d))
+        else:
+            if len(images) > 1:
+                print(f"==> {path} (confidence {pred.confidence:.2f})")
+            print(pred.text)
+
+
+__all__ = ["Prediction", "Predictor", "load_predictor", "predict_files"]

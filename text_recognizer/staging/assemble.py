@@ -1,0 +1,139 @@
+"""The ``stage`` command: resolve the checkpoint, export, check, calibrate, and write the manifest.
+
+``text-recognizer stage runs/checkpoints/line-.../best.ckpt --name line-default``
+``text-recognizer stage line-recognizer@candidate``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from text_recognizer.data.modules import DataConfig
+from text_recognizer.images import image_stats
+from text_recognizer.inference.manifest import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    LM_FILE,
+    LMInfo,
+    Manifest,
+    Metrics,
+    ModelPart,
+    Preprocessing,
+    Provenance,
+)
+from text_recognizer.inference.predictor import Predictor
+from text_recognizer.inference.runtime import OnnxModel
+from text_recognizer.staging.calibrate import choose_decoder
+from text_recognizer.staging.export import check_parity, export_onnx, parity_inputs
+from text_recognizer.staging.lm import LM_TEXT, LMConfig, build_lm
+from text_recognizer.training.lit_module import LitRecognizer
+from text_recognizer.training.tracking import TrackingConfig, code_version, resolve_checkpoint
+from text_recognizer.training.train import TrainerConfig
+
+
+def reference_image_stats(n: int = 64) -> dict[str, float]:
+    """Reference statistics of raw training images (size, brightness, polarity) for drift monitoring."""
+    try:
+        from text_recognizer.data.synth.dataset import SynthSource
+
+        src = SynthSource(kind="line", split="train", size=n, seed=777)
+        imgs = [src[i].image for i in range(n)]
+    except Exception:
+        return {}
+    # the same per-image statistics that serving records for each request, so the two compare
+    stats = [image_stats(im) for im in imgs]
+    bright = np.array([s["brightness"] for s in stats])
+    return {
+        "n": n,
+        "width_mean": float(np.mean([s["width"] for s in stats])),
+        "height_mean": float(np.mean([s["height"] for s in stats])),
+        "brightness_mean": float(bright.mean()),
+        "brightness_std": float(bright.std()),
+        "dark_ink_fraction": float(np.mean([s["polarity"] == "dark_ink" for s in stats])),
+    }
+
+
+def training_metrics(
+    raw: dict[str, Any], full: dict[str, Any], registry: dict[str, str], tracking_uri: str
+) -> Metrics:
+    """The monitored metric's best value (from the checkpoint's callback state) and, for a registered
+    version, its run's ``final/...`` figures."""
+    monitor = (full.get("trainer") or {}).get("monitor", TrainerConfig.monitor)
+    best = None
+    for cb in raw.get("callbacks", {}).values():
+        if isinstance(cb, dict) and cb.get("best_model_score") is not None:
+            best = float(cb["best_model_score"])
+    final: dict[str, float] = {}
+    if registry.get("run_id"):  # a registered version: its run has the final validation and test figures
+        from mlflow.tracking import MlflowClient
+
+        run = MlflowClient(tracking_uri=tracking_uri).get_run(registry["run_id"])
+        final = {k: float(v) for k, v in run.data.metrics.items() if k.startswith("final/")}
+    return Metrics(monitor=monitor, best=best, final=final)
+
+
+def stage_model(
+    source: str, out: Path, tracking_uri: str | None = None, lm_cfg: LMConfig | None = None
+) -> Path:
+    """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``.
+
+    A CTC model also gets the character language model of ``lm_cfg`` (default :class:`LMConfig`).
+    """
+    lm_cfg = lm_cfg or LMConfig()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    tracking_uri = tracking_uri or TrackingConfig.tracking_uri
+    ckpt, registry = resolve_checkpoint(source, tracking_uri)
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    lit = LitRecognizer.load_from_checkpoint(ckpt, map_location="cpu")
+    model = lit.model.eval().float()
+    full: dict[str, Any] = lit.hparams.get("full_config") or {}
+    data = DataConfig.from_dict(full.get("data", {}))
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    export_onnx(model, out, data.height)
+    sizes = ModelPart.from_dict(model.cfg.to_dict())
+    onnx = OnnxModel.load(out, sizes)
+    parity = check_parity(model, onnx, *parity_inputs(data.height, data.max_width))
+    (out / LM_FILE).unlink(missing_ok=True)
+    lm = build_lm(lm_cfg) if onnx.has_ctc else None
+    if lm is not None:
+        lm.save(out / LM_FILE)
+    names = [ENCODER_FILE, DECODER_FILE] + ([LM_FILE] if lm is not None else [])
+    # the manifest in memory, before its decoding part is known: calibration reads through its predictor
+    manifest = Manifest(
+        name=out.name,
+        version=f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        vocab=tuple(lit.vocab.to_list()),
+        preprocessing=Preprocessing(input_height=data.height, max_width=data.max_width),
+        model=sizes,
+        metrics=training_metrics(raw, full, registry, tracking_uri),
+        provenance=Provenance(
+            code_version=code_version(),
+            config=full,
+            checkpoint=str(ckpt),
+            epoch=raw.get("epoch"),
+            global_step=raw.get("global_step"),
+            registry=registry,
+            data_spec=data.to_dict(),
+            image_stats=reference_image_stats(),
+            parity=parity,
+        ),
+    ).with_files(out, names)
+    predictor = Predictor.from_manifest(manifest, out, decoder="attention", model=onnx, lm=lm)
+    decoding = choose_decoder(predictor, grid=lm_cfg.grid)
+    if lm is not None:
+        info = LMInfo(lm_cfg.order, lm_cfg.min_count, len(lm), text=LM_TEXT, max_chars=lm_cfg.max_chars)
+        decoding = dataclasses.replace(decoding, lm=info)
+    manifest = dataclasses.replace(manifest, decoding=decoding)
+    manifest.write(out)
+    size = sum((out / f).stat().st_size for f in names) / 1e6
+    print(f"staged {source} -> {out} ({size:.1f} MB, {time.time() - t0:.1f} s); parity: {parity}")
+    return out
