@@ -406,7 +406,7 @@ class Store:
                 .order_by(PredictionRow.created_at, FeedbackRow.id)
             )
             latest: dict[str, CorrectedSample] = {}
-            for fb, pred, img in session.execute(query).tuples():
+            for fb, pred, img in session.execute(query):
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
