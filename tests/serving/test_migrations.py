@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from test_store import prediction
 from typer.testing import CliRunner
 
 from text_recognizer.cli import app
@@ -15,7 +16,6 @@ from text_recognizer.serving.migrate import MIGRATIONS, SchemaBehind, ensure_sch
 from text_recognizer.serving.store import Store
 
 from serving_helpers import png_bytes
-from test_store import prediction
 
 #: what ``Store`` created (``metadata.create_all``) before migrations existed, as SQLite printed it
 PRE_MIGRATION_SCHEMA = """
@@ -34,8 +34,8 @@ CREATE TABLE feedback (id INTEGER NOT NULL, prediction_id VARCHAR(32) NOT NULL, 
 CREATE INDEX ix_feedback_prediction_id ON feedback (prediction_id);
 CREATE INDEX ix_feedback_created_at ON feedback (created_at);
 INSERT INTO images VALUES ('aa', x'89504e47', 'png', '2025-11-30 10:00:00.000000');
-INSERT INTO predictions VALUES ('0123456789abcdef0123456789abcdef', '2025-11-30 10:00:00.000000', 'aa', 160, 40,
-    240.0, 'dark_ink', 'helo', 0.8, 1, 12.0, 'm-0', 'json');
+INSERT INTO predictions VALUES ('0123456789abcdef0123456789abcdef', '2025-11-30 10:00:00.000000', 'aa',
+    160, 40, 240.0, 'dark_ink', 'helo', 0.8, 1, 12.0, 'm-0', 'json');
 INSERT INTO feedback VALUES (1, '0123456789abcdef0123456789abcdef', '2025-11-30 10:01:00.000000', 'hello',
     'wrong_text');
 """
