@@ -290,8 +290,7 @@ class Store:
             log.error("monitoring store %s: cannot %s: %s", self._where(), action, e)
             cause = type(getattr(e, "orig", None) or e).__name__
             raise StoreUnavailable(
-                f"the monitoring store cannot {action} right now ({cause}); "
-                "nothing was recorded, retry later"
+                f"the monitoring store cannot {action} right now ({cause}); nothing was recorded, retry later"
             ) from e
 
     def _where(self) -> str:
