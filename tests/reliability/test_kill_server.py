@@ -3,66 +3,19 @@ consistent and holds every write the server acknowledged; a restarted server ser
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import signal
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
-from reliability_helpers import Server, start_server, stop_server
+from reliability_helpers import Acknowledged, Server, start_server, stop_server, write_until_stopped
 
 CLIENTS = 6
-FEEDBACK_PER_PREDICTION = 3
-
-
-def line_png(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = np.where(rng.random((48, 320)) < 0.08, 20, 235).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG")
-    return buf.getvalue()
-
-
-@dataclass
-class Acknowledged:
-    """What the server answered 200 to: prediction ids and (feedback id, prediction id, text)."""
-
-    predictions: set[str] = field(default_factory=set)
-    feedback: list[tuple[int, str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def write_until_stopped(url: str, k: int, acked: Acknowledged, stop: threading.Event) -> None:
-    """One client: predict, then flag the prediction a few times with a unique text; record each 200."""
-    images = [base64.b64encode(line_png(1000 * k + i)).decode() for i in range(4)]
-    with httpx.Client(base_url=url, timeout=30) as client:
-        i = 0
-        while not stop.is_set():
-            try:
-                r = client.post("/predict", json={"image": images[i % len(images)]})
-                if r.status_code != 200:
-                    continue
-                pid = r.json()["prediction_id"]
-                with acked.lock:
-                    acked.predictions.add(pid)
-                for j in range(FEEDBACK_PER_PREDICTION):
-                    text = f"client {k} prediction {i} correction {j}"
-                    r = client.post("/feedback", json={"prediction_id": pid, "correct_text": text})
-                    if r.status_code == 200:
-                        with acked.lock:
-                            acked.feedback.append((r.json()["feedback_id"], pid, text))
-            except httpx.HTTPError:
-                return  # the server is gone
-            i += 1
 
 
 def kill_during_writes(server: Server, min_feedback: int) -> Acknowledged:

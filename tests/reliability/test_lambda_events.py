@@ -15,7 +15,7 @@ from text_recognizer.serving.lambda_handler import MAX_PARTS, handle_event
 from text_recognizer.serving.settings import ServingSettings
 from text_recognizer.serving.store import Store
 
-from reliability_helpers import line_png
+from reliability_helpers import text_line_png
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_hostile_events_get_fast_4xx_json(service: RecognitionService, name: str
 
 
 def test_a_plain_upload_still_works(service: RecognitionService) -> None:
-    body = multipart([file_part(line_png())]).encode("latin-1")
+    body = multipart([file_part(text_line_png())]).encode("latin-1")
     event = {**http_event("/predict/upload", base64.b64encode(body).decode(), MP), "isBase64Encoded": True}
     response = handle_event(event, lambda: service)
     assert response["statusCode"] == 200, response

@@ -17,7 +17,7 @@ from text_recognizer.serving.errors import ServingError
 from text_recognizer.serving.settings import ServingSettings
 from text_recognizer.serving.ui import read_upload, upload_folder
 
-from reliability_helpers import line_png
+from reliability_helpers import text_line_png
 
 SECRET = b"server-secret-7f3a"
 
@@ -52,7 +52,7 @@ def test_a_named_server_path_is_never_read_copied_or_served(
     page: tuple[TestClient, Path], tmp_path: Path
 ) -> None:
     client, db = page
-    client.post("/predict", json={"image": base64.b64encode(line_png()).decode()})
+    client.post("/predict", json={"image": base64.b64encode(text_line_png()).decode()})
     assert db.stat().st_size > 0
     outside = tmp_path / "secret.png"  # in the system temp dir, outside the upload cache
     outside.write_bytes(SECRET)
@@ -79,7 +79,7 @@ def test_paths_that_escape_the_cache_are_refused(page: tuple[TestClient, Path]) 
 
 def test_an_uploaded_file_is_read(page: tuple[TestClient, Path]) -> None:
     client, _ = page
-    uploaded = client.post("/gradio_api/upload", files={"files": ("line.png", line_png(), "image/png")})
+    uploaded = client.post("/gradio_api/upload", files={"files": ("line.png", text_line_png(), "image/png")})
     assert uploaded.status_code == 200, uploaded.text
     event, data = call_predict(client, uploaded.json()[0])
     assert event == "complete", data

@@ -28,6 +28,12 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'monitoring.db'}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """The store's URL on each backend: a SQLite file, and a new database on the session's PostgreSQL."""
+    return db_url if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def settings(db_url: str) -> ServingSettings:
     return ServingSettings(db=db_url, ui=False)

@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw
+from sqlalchemy import event
 
 from text_recognizer.images import load_gray
 from text_recognizer.inference.types import LineResult, Prediction
+from text_recognizer.serving.store import Store
 
 
 def png_bytes(
@@ -174,3 +177,24 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def noise_png(seed: int, width: int = 320, height: int = 96) -> bytes:
+    """A PNG of random gray pixels (incompressible: about ``width * height`` bytes on disk)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def fill_disk(store: Store) -> None:
+    """Make a SQLite store's file as if its disk were full: from now on no connection may grow the file
+    (SQLite's own ``SQLITE_FULL`` path, through ``PRAGMA max_page_count``)."""
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count = {pages}")
+        cursor.close()
+
+    event.listen(store.engine, "connect", cap)

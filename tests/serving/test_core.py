@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from text_recognizer.images import MAX_PIXELS
 from text_recognizer.serving.core import PredictorLike, RecognitionService, check_image, decode_base64_image
@@ -18,11 +17,12 @@ from text_recognizer.serving.errors import (
     Overloaded,
     PayloadTooLarge,
     PredictionTimeout,
+    StoreUnavailable,
     TooManyPixels,
 )
 from text_recognizer.serving.schemas import PredictRequest
 
-from serving_helpers import ScriptedPredictor, b64, bomb_png, png_bytes, wait_for
+from serving_helpers import ScriptedPredictor, b64, bomb_png, fill_disk, noise_png, png_bytes, wait_for
 
 PNG = png_bytes()
 
@@ -137,17 +137,13 @@ def test_concurrent_requests_share_one_predictor(
     assert len(service.store.predictions()) == 8
 
 
-def test_store_failure_does_not_fail_the_prediction(
-    make_service: Callable[..., RecognitionService],
-    real_predictor: PredictorLike,
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_store_that_cannot_write_fails_the_prediction_with_503(
+    make_service: Callable[..., RecognitionService], real_predictor: PredictorLike
 ) -> None:
     service = make_service(real_predictor)
-
-    def broken(*args: object, **kwargs: object) -> str:
-        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-
-    monkeypatch.setattr(service.store, "record_prediction", broken)
-    response = service.predict_request(PredictRequest(image=b64(PNG)))
-    assert len(response.prediction_id) == 32
-    assert response.model_version == real_predictor.model_version
+    service.predict_request(PredictRequest(image=b64(PNG)))
+    fill_disk(service.store)
+    with pytest.raises(StoreUnavailable) as e:
+        service.predict_request(PredictRequest(image=b64(noise_png(0))))
+    assert e.value.status == 503 and "nothing was recorded" in e.value.message
+    assert len(service.store.predictions()) == 1

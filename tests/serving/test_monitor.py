@@ -59,11 +59,11 @@ REFERENCE = {
 
 
 def test_report_and_plots(
-    db_url: str, tmp_path: Path, tiny_artifact: Path, capsys: pytest.CaptureFixture[str]
+    any_db_url: str, tmp_path: Path, tiny_artifact: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fill(db_url)
+    fill(any_db_url)
     out = tmp_path / "monitor"
-    run_monitor(db=db_url, out=out, since_hours=None, model=tiny_artifact)
+    run_monitor(db=any_db_url, out=out, since_hours=None, model=tiny_artifact)
     report = capsys.readouterr().out
     assert "requests: 30" in report
     assert "latency ms: p50 24.5" in report
@@ -72,7 +72,7 @@ def test_report_and_plots(
     assert "input drift" in report
     for name in ("requests.png", "latency.png", "confidence.png", "inputs.png"):
         assert (out / name).stat().st_size > 1000
-    run_monitor(db=db_url, out=out, since_hours=10.5, model=tiny_artifact)
+    run_monitor(db=any_db_url, out=out, since_hours=10.5, model=tiny_artifact)
     assert "requests: 11" in capsys.readouterr().out
 
 

@@ -30,17 +30,19 @@ def prediction(text_: str = "hello", width: int = 160, height: int = 40) -> Pred
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
+def store(any_db_url: str) -> Iterator[Store]:
+    s = Store(any_db_url)
     yield s
     s.close()
 
 
-def test_sqlite_runs_in_wal_mode_with_full_sync(store: Store) -> None:
+def test_sqlite_runs_in_wal_mode_with_full_sync(db_url: str) -> None:
+    store = Store(db_url)
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
 
 
 def test_default_location_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,18 +83,18 @@ def test_concurrent_writers_of_the_same_image(store: Store) -> None:
     assert len(store.predictions()) == 16
 
 
-def test_committed_writes_survive_a_new_connection(db_url: str) -> None:
-    first = Store(db_url)
+def test_committed_writes_survive_a_new_connection(any_db_url: str) -> None:
+    first = Store(any_db_url)
     pid = first.record_prediction(png_bytes(), prediction(), 1.0, "json")
     first.record_feedback(pid, "fixed", "wrong_text")
     first.close()
-    again = Store(db_url)
+    again = Store(any_db_url)
     assert [r.id for r in again.predictions()] == [pid]
     assert [s.text for s in again.corrected_samples()] == ["fixed"]
     again.close()
 
 
-def test_export_writes_a_folder_training_reads(store: Store, db_url: str, tmp_path: Path) -> None:
+def test_export_writes_a_folder_training_reads(store: Store, any_db_url: str, tmp_path: Path) -> None:
     a, b, c = png_bytes(text="one"), png_bytes(text="two"), png_bytes(text="three", fmt="JPEG", mode="RGB")
     pa = store.record_prediction(a, prediction("onc"), 1.0, "ui")
     pb = store.record_prediction(b, prediction("tvo"), 1.0, "ui")
@@ -103,7 +105,7 @@ def test_export_writes_a_folder_training_reads(store: Store, db_url: str, tmp_pa
     store.record_feedback(pb, "two", "wrong_text")  # the latest correction wins
     store.record_feedback(pc, None, "not_handwriting")  # a flag without a correction: not exported
     out = tmp_path / "corrections"
-    export_feedback(out, db_url)
+    export_feedback(out, any_db_url)
     labels = read_labels(out)
     assert [e.text for e in labels] == ["one", "two"]
     assert [e.image.read_bytes() for e in labels] == [a, b]
@@ -111,5 +113,5 @@ def test_export_writes_a_folder_training_reads(store: Store, db_url: str, tmp_pa
     assert all(line["image"].startswith("images/") and line["image"].endswith(".png") for line in lines)
     source = FolderSource(out)
     assert len(source) == 2 and source[0].image.shape == (40, 160) and source[1].text == "two"
-    export_feedback(out, db_url)  # again: same result, no duplicates
+    export_feedback(out, any_db_url)  # again: same result, no duplicates
     assert len(read_labels(out)) == 2

@@ -40,7 +40,7 @@ from text_recognizer.serving.schemas import (
     PredictResponse,
 )
 from text_recognizer.serving.settings import ServingSettings
-from text_recognizer.serving.store import Store
+from text_recognizer.serving.store import Store, StoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "image_url points at a refused address",
         413: "Request, image or download too large, or too many pixels",
         422: "Invalid request, not an image, or the download failed",
-        503: "Busy or the prediction timed out; retry later",
+        503: "Busy, the prediction timed out, or the monitoring store is unavailable; retry later",
     }.items()
 }
 _HTTP_CODES = {
@@ -211,7 +211,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
             model: PredictorLike = await run_in_threadpool(load_predictor, settings.model)
         else:
             model = predictor
-        store = await run_in_threadpool(Store, settings.db)
+        store = await run_in_threadpool(Store, settings.db, StoreOptions.from_settings(settings))
         app.state.service = RecognitionService(model, store, settings)
         log.info("serving model %s, store %s", model.model_version, store.engine.url.render_as_string())
         try:
@@ -258,9 +258,16 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
         metrics.feedback.labels(body.reason).inc()
         return response
 
-    @app.get("/health", response_model=HealthResponse, tags=["ops"])
-    async def health(request: Request) -> HealthResponse:
-        return await run_in_threadpool(_service(request).health)
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        responses={503: {"model": HealthResponse, "description": "The monitoring store is unavailable"}},
+        tags=["ops"],
+    )
+    async def health(request: Request) -> JSONResponse:
+        """200 when the model is loaded and the store can be written; 503 with ``store: unavailable`` not."""
+        report = await run_in_threadpool(_service(request).health)
+        return JSONResponse(report.model_dump(), status_code=200 if report.store == "ok" else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

@@ -8,6 +8,7 @@ Concurrency: one predictor (one ONNX Runtime session, which is thread-safe) serv
 process. Predictions run on a pool of ``max_concurrency`` threads; at most ``max_queue`` more may wait, the
 rest are refused at once with ``503 overloaded``. A prediction that passes ``predict_timeout_s`` answers
 ``503 prediction_timeout``; its thread keeps its pool slot until it really ends, so the bound always holds.
+A prediction the store cannot record answers ``503 store_unavailable``, never a 200 with an unstored id.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import io
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 from PIL import Image
-from sqlalchemy.exc import SQLAlchemyError
 
 from text_recognizer.images import ImageError, pixel_error
 from text_recognizer.inference.types import Prediction
@@ -49,7 +48,7 @@ from text_recognizer.serving.schemas import (
     PredictResponse,
 )
 from text_recognizer.serving.settings import ServingSettings
-from text_recognizer.serving.store import Store
+from text_recognizer.serving.store import Store, StoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +178,7 @@ class RecognitionService:
         check_image(data, self.settings.max_pixels)
         pred = self._run_model(data)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        try:
-            pid = self.store.record_prediction(data, pred, latency_ms, source)
-        except SQLAlchemyError:
-            log.exception("could not record a prediction in the monitoring store")
-            pid = uuid.uuid4().hex
+        pid = self.store.record_prediction(data, pred, latency_ms, source)  # StoreUnavailable: a 503
         return PredictResponse.build(pred, latency_ms, pid)
 
     def _run_model(self, data: bytes) -> Prediction:
@@ -214,14 +209,20 @@ class RecognitionService:
         return FeedbackResponse(feedback_id=fid, prediction_id=request.prediction_id)
 
     def health(self) -> HealthResponse:
+        """``status`` ok when the store can be written (the model is loaded once this service exists)."""
+        writable = self.store.ping()
         return HealthResponse(
-            status="ok", model_version=self.model_version, store="ok" if self.store.ping() else "unavailable"
+            status="ok" if writable else "degraded",
+            model_version=self.model_version,
+            store="ok" if writable else "unavailable",
         )
 
 
 def build_service(settings: ServingSettings) -> RecognitionService:
-    """Load the staged model and open the store named by ``settings`` (the slow part of a cold start)."""
+    """Load the staged model and open the store named by ``settings`` (the slow part of a cold start), for
+    a container that serves one request at a time (Lambda): the store keeps one connection, reused."""
     from text_recognizer.inference.predictor import load_predictor
 
     predictor = load_predictor(settings.model)
-    return RecognitionService(predictor, Store(settings.db), settings)
+    store = Store(settings.db, StoreOptions.from_settings(settings, single_connection=True))
+    return RecognitionService(predictor, store, settings)

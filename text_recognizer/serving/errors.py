@@ -91,3 +91,9 @@ class Overloaded(ServingError):
 
 class PredictionTimeout(ServingError):
     status, code = 503, "prediction_timeout"
+
+
+class StoreUnavailable(ServingError):
+    """The monitoring store cannot be written (database down, file read-only, deleted or disk full)."""
+
+    status, code = 503, "store_unavailable"

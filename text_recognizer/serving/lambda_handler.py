@@ -158,7 +158,8 @@ def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[
     if request.method != routes[name]:
         raise MethodNotAllowed(f"{name} takes {routes[name]}, not {request.method}")
     if name == "/health":
-        return 200, service.health().model_dump()
+        report = service.health()
+        return (200 if report.store == "ok" else 503), report.model_dump()
     if name == "/feedback":
         return 200, service.feedback(_json_model(FeedbackRequest, request.body)).model_dump()
     if name == "/predict/upload":

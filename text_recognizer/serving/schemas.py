@@ -75,7 +75,9 @@ class FeedbackResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="'degraded' (HTTP 503) when the store is unavailable."
+    )
     model_version: str
     store: Literal["ok", "unavailable"]
 

@@ -40,6 +40,12 @@ class ServingSettings:
             Link-local (cloud metadata), multicast, reserved and unspecified addresses are always refused.
         fetch_timeout_s: total time allowed for downloading an ``image_url``.
         max_redirects: redirects followed by a download, each one checked like the first URL.
+        db_auto_upgrade: apply pending schema migrations on start to a server database (PostgreSQL...);
+            SQLite files and empty databases are always brought to the latest schema.
+        db_pool_size: connections a server process keeps open to a server database (as many more may
+            open under bursts); a Lambda container keeps one.
+        db_connect_timeout_s: longest wait for a database connection (connecting, or a free pool slot).
+        db_statement_timeout_s: longest a PostgreSQL statement may run before the server cancels it.
     """
 
     model: Path | None = None
@@ -54,6 +60,10 @@ class ServingSettings:
     allow_private_urls: bool = False
     fetch_timeout_s: float = 10.0
     max_redirects: int = 3
+    db_auto_upgrade: bool = False
+    db_pool_size: int = 5
+    db_connect_timeout_s: float = 5.0
+    db_statement_timeout_s: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:

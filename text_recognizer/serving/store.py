@@ -1,4 +1,5 @@
-"""The monitoring store: every prediction and every flag, in SQLite by default or any SQLAlchemy database.
+"""The monitoring store: every prediction and every flag, in SQLite by default or PostgreSQL (any SQLAlchemy
+database).
 
 Tables:
 
@@ -7,8 +8,19 @@ Tables:
   latency, model version, source (``json``, ``url``, ``upload``, ``ui``, ``lambda``).
 * ``feedback``: a flag on a prediction with the user's corrected text and a reason.
 
+Images live in the database (``bytea`` on PostgreSQL), not in a file or object store: the image and its
+prediction are written in one transaction, so an acknowledged prediction always has its image, every replica
+and Lambda container reaches both with one URL, and one backup holds all. Images are capped by
+``max_image_bytes`` and stored once per content.
+
 Each write is one transaction, committed before the API answers. SQLite runs in WAL mode with
-``synchronous=FULL``, so a crash (even ``kill -9`` or power loss) loses no acknowledged write.
+``synchronous=FULL``, so a crash (even ``kill -9`` or power loss) loses no acknowledged write; PostgreSQL
+commits are durable by default. A write that fails raises :class:`StoreUnavailable` (HTTP 503): the API never
+answers with an id it did not store. Alembic manages the schema (:mod:`text_recognizer.serving.migrate`).
+
+Connections: SQLite opens the file per session (``mode=rw``: a deleted file is an error, not a new empty
+database; a file made read-only is seen at once). A server database gets a pool (``db_pool_size``, pre-ping,
+connect and statement timeouts); a Lambda container keeps one connection, reused across invocations.
 """
 
 from __future__ import annotations
@@ -16,12 +28,15 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from PIL import Image
 from sqlalchemy import (
@@ -35,18 +50,25 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    insert,
+    make_url,
     select,
-    text,
+    update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from text_recognizer.inference.types import Prediction
 from text_recognizer.paths import home
-from text_recognizer.serving.errors import UnknownPrediction
+from text_recognizer.serving.errors import StoreUnavailable, UnknownPrediction
+from text_recognizer.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 DB_FILE = "monitoring.db"
+#: /health reports the store unavailable for this long after a request's write failed
+FAILURE_MEMORY_S = 10.0
 
 
 def default_db_url() -> str:
@@ -124,6 +146,32 @@ class CorrectedSample:
     text: str
 
 
+@dataclass(frozen=True)
+class StoreOptions:
+    """How the store connects and migrates (see :class:`ServingSettings` for the meaning of each).
+
+    Attributes:
+        single_connection: keep exactly one connection (a Lambda container serves one request at a time, so
+            its one connection is reused by every invocation and never multiplied by concurrency).
+    """
+
+    auto_upgrade: bool
+    pool_size: int
+    connect_timeout_s: float
+    statement_timeout_s: float
+    single_connection: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: ServingSettings, single_connection: bool = False) -> StoreOptions:
+        return cls(
+            auto_upgrade=settings.db_auto_upgrade,
+            pool_size=settings.db_pool_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
+            single_connection=single_connection,
+        )
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -133,15 +181,56 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (default :func:`default_db_url`); SQLite gets WAL and full sync per connect."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def make_engine(url: str | None = None, options: StoreOptions | None = None, create: bool = True) -> Engine:
+    """An engine for ``url`` (default :func:`default_db_url`).
+
+    SQLite: WAL and full sync on each connection, a new connection per session; with ``create`` False the
+    file must exist (``mode=rw``). Other databases: a pool with pre-ping and timeouts from ``options``.
+    """
     url = url or default_db_url()
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    options = options or StoreOptions.from_settings(ServingSettings.from_env())
+    path = sqlite_file(url)
+    if path is not None:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, poolclass=NullPool)
+        else:
+            uri = f"sqlite:///file:{quote(str(path.resolve()))}?mode=rw&uri=true"
+            engine = create_engine(uri, poolclass=NullPool)
+    elif make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url)
+    else:
+        engine = create_engine(url, **_pool_arguments(url, options))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _pool_arguments(url: str, options: StoreOptions) -> dict[str, Any]:
+    """Pool and timeout arguments of ``create_engine`` for a server database."""
+    size = 1 if options.single_connection else options.pool_size
+    args: dict[str, Any] = {
+        "pool_pre_ping": True,  # a connection the server closed (restart, idle timeout) is replaced, not used
+        "pool_size": size,
+        "max_overflow": 0 if options.single_connection else size,
+        "pool_timeout": options.connect_timeout_s,
+        "pool_recycle": 1800,
+    }
+    if make_url(url).get_backend_name() == "postgresql":
+        args["connect_args"] = {
+            "connect_timeout": max(1, round(options.connect_timeout_s)),
+            "options": f"-c statement_timeout={round(options.statement_timeout_s * 1000)}",
+            "application_name": "text-recognizer",
+        }
+    return args
 
 
 def _stat(stats: dict[str, Any], key: str, kind: type) -> Any:
@@ -163,33 +252,78 @@ def _image_format(data: bytes) -> str:
 
 
 class Store:
-    """Predictions and feedback over one SQLAlchemy engine. Thread-safe: one session per call."""
+    """Predictions and feedback over one SQLAlchemy engine. Thread-safe: one session per call.
 
-    def __init__(self, url: str | None = None) -> None:
+    Opening it brings the schema to the latest migration where that is safe
+    (:func:`text_recognizer.serving.migrate.ensure_schema`), or raises
+    :class:`~text_recognizer.serving.migrate.SchemaBehind`.
+    """
+
+    def __init__(self, url: str | None = None, options: StoreOptions | None = None) -> None:
+        from text_recognizer.serving.migrate import ensure_schema
+
         self.url = url or default_db_url()
-        self.engine = make_engine(self.url)
-        Base.metadata.create_all(self.engine)
+        options = options or StoreOptions.from_settings(ServingSettings.from_env())
+        setup = make_engine(self.url, options, create=True)
+        try:
+            ensure_schema(setup, auto_upgrade=options.auto_upgrade)
+        finally:
+            setup.dispose()
+        self.engine = make_engine(self.url, options, create=False)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._failed_at: float | None = None
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def ping(self) -> bool:
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Database errors -> :class:`StoreUnavailable`; bugs and :class:`UnknownPrediction` pass through.
+
+        Remembers when a write last failed, for :meth:`ping`.
+        """
         try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            yield
+            self._failed_at = None
+        except SQLAlchemyError as e:
+            self._failed_at = time.monotonic()
+            log.error("monitoring store %s: cannot %s: %s", self._where(), action, e)
+            cause = type(getattr(e, "orig", None) or e).__name__
+            raise StoreUnavailable(
+                f"the monitoring store cannot {action} right now ({cause}); nothing was recorded, retry later"
+            ) from e
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string()
+
+    def ping(self) -> bool:
+        """True when the store can commit a write now (a no-op update of the schema version row) and no
+        request's write failed in the last :data:`FAILURE_MEMORY_S` seconds (a full disk lets the probe
+        through but not a new image)."""
+        from text_recognizer.serving.migrate import VERSION_TABLE
+
+        failed_at = self._failed_at
+        if failed_at is not None and time.monotonic() - failed_at < FAILURE_MEMORY_S:
+            return False
+        try:
+            with self._sessions.begin() as session:
+                session.execute(update(VERSION_TABLE).values(version_num=VERSION_TABLE.c.version_num))
             return True
-        except Exception:
-            log.exception("monitoring store %s is unavailable", self.engine.url.render_as_string())
+        except SQLAlchemyError as e:
+            log.error("monitoring store %s is unavailable: %s", self._where(), e)
             return False
 
     def record_prediction(self, image: bytes, pred: Prediction, latency_ms: float, source: str) -> str:
-        """Store the image (once per content) and the prediction; returns the new prediction id."""
+        """Store the image (once per content) and the prediction in one transaction; returns the new id.
+
+        Raises:
+            StoreUnavailable: the database cannot be written; nothing was stored.
+        """
         sha = hashlib.sha256(image).hexdigest()
         stats = pred.image_stats
         pid = uuid.uuid4().hex
-        self._store_image(sha, image)
-        with self._sessions.begin() as session:
+        with self._guard("record a prediction"), self._sessions.begin() as session:
+            self._store_image(session, sha, image)
             session.add(
                 PredictionRow(
                     id=pid,
@@ -208,24 +342,27 @@ class Store:
             )
         return pid
 
-    def _store_image(self, sha: str, image: bytes) -> None:
-        """Insert the image unless its hash is there (a concurrent insert of the same bytes is fine)."""
-        with self._sessions() as session:
-            if session.get(ImageRow, sha) is not None:
-                return
-        try:
-            with self._sessions.begin() as session:
-                session.add(ImageRow(sha256=sha, data=image, format=_image_format(image)))
-        except IntegrityError:
-            log.debug("image %s stored by a concurrent request", sha)
+    def _store_image(self, session: Session, sha: str, image: bytes) -> None:
+        """Insert the image unless its hash is there; a concurrent insert of the same bytes is fine."""
+        if session.get(ImageRow, sha) is not None:
+            return
+        values = {"sha256": sha, "data": image, "format": _image_format(image)}
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(postgresql.insert(ImageRow).values(values).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            session.execute(sqlite.insert(ImageRow).values(values).on_conflict_do_nothing())
+        else:
+            session.execute(insert(ImageRow).values(values))
 
     def record_feedback(self, prediction_id: str, corrected_text: str | None, reason: str) -> int:
         """Store a flag; returns its id.
 
         Raises:
             UnknownPrediction: no prediction has this id.
+            StoreUnavailable: the database cannot be read or written; nothing was stored.
         """
-        with self._sessions.begin() as session:
+        with self._guard("record feedback"), self._sessions.begin() as session:
             if session.get(PredictionRow, prediction_id) is None:
                 raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
             row = FeedbackRow(prediction_id=prediction_id, corrected_text=corrected_text, reason=reason)
@@ -235,7 +372,7 @@ class Store:
 
     def predictions(self, since: datetime | None = None) -> list[PredictionRecord]:
         """All predictions (oldest first), or those since ``since``, with whether each was flagged."""
-        with Session(self.engine) as session:
+        with self._guard("read predictions"), Session(self.engine) as session:
             flagged = set(session.scalars(select(FeedbackRow.prediction_id).distinct()))
             query = select(PredictionRow).order_by(PredictionRow.created_at)
             if since is not None:
@@ -259,7 +396,7 @@ class Store:
 
     def corrected_samples(self) -> Iterator[CorrectedSample]:
         """The latest non-empty correction of each flagged prediction, oldest prediction first."""
-        with Session(self.engine) as session:
+        with self._guard("read corrections"), Session(self.engine) as session:
             query = (
                 select(FeedbackRow, PredictionRow, ImageRow)
                 .join(PredictionRow, FeedbackRow.prediction_id == PredictionRow.id)
@@ -268,7 +405,7 @@ class Store:
                 .order_by(PredictionRow.created_at, FeedbackRow.id)
             )
             latest: dict[str, CorrectedSample] = {}
-            for fb, pred, img in session.execute(query).tuples():
+            for fb, pred, img in session.execute(query):
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
