@@ -34,9 +34,10 @@ def line_png(seed: int) -> bytes:
 
 @dataclass
 class Acknowledged:
-    """What the server answered 200 to: prediction ids and (feedback id, prediction id, text)."""
+    """What the server answered 200 to: prediction ids (with their feedback tokens) and
+    (feedback id, prediction id, text)."""
 
-    predictions: set[str] = field(default_factory=set)
+    predictions: dict[str, str] = field(default_factory=dict)
     feedback: list[tuple[int, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,12 +52,13 @@ def write_until_stopped(url: str, k: int, acked: Acknowledged, stop: threading.E
                 r = client.post("/predict", json={"image": images[i % len(images)]})
                 if r.status_code != 200:
                     continue
-                pid = r.json()["prediction_id"]
+                pid, token = r.json()["prediction_id"], r.json()["feedback_token"]
                 with acked.lock:
-                    acked.predictions.add(pid)
+                    acked.predictions[pid] = token
                 for j in range(FEEDBACK_PER_PREDICTION):
                     text = f"client {k} prediction {i} correction {j}"
-                    r = client.post("/feedback", json={"prediction_id": pid, "correct_text": text})
+                    flag = {"prediction_id": pid, "correct_text": text, "feedback_token": token}
+                    r = client.post("/feedback", json=flag)
                     if r.status_code == 200:
                         with acked.lock:
                             acked.feedback.append((r.json()["feedback_id"], pid, text))
@@ -93,7 +95,7 @@ def check_store(db: Path, acked: Acknowledged) -> None:
         predictions = {pid for (pid,) in con.execute("SELECT id FROM predictions")}
         feedback = {fid: (pid, text) for fid, pid, text in con.execute(
             "SELECT id, prediction_id, corrected_text FROM feedback")}  # fmt: skip
-    missing_predictions = acked.predictions - predictions
+    missing_predictions = acked.predictions.keys() - predictions
     assert not missing_predictions, f"{len(missing_predictions)} acknowledged predictions lost"
     lost = [(fid, pid, text) for fid, pid, text in acked.feedback if feedback.get(fid) != (pid, text)]
     assert not lost, f"{len(lost)} of {len(acked.feedback)} acknowledged feedback writes lost: {lost[:3]}"
@@ -102,6 +104,7 @@ def check_store(db: Path, acked: Acknowledged) -> None:
 def run_rounds(tmp_path: Path, model: Path, rounds: int, min_feedback: int) -> None:
     db = tmp_path / "monitoring.db"
     total: list[tuple[int, str, str]] = []
+    tokens: dict[str, str] = {}
     for _ in range(rounds):
         server = start_server(model, db, tmp_path)
         try:
@@ -109,13 +112,13 @@ def run_rounds(tmp_path: Path, model: Path, rounds: int, min_feedback: int) -> N
         finally:
             stop_server(server)
         total += acked.feedback
+        tokens.update(acked.predictions)
         check_store(db, Acknowledged(acked.predictions, total))
     server = start_server(model, db, tmp_path)  # a restarted server takes flags on the old predictions
     try:
         _, pid, _ = total[0]
-        r = httpx.post(
-            f"{server.url}/feedback", json={"prediction_id": pid, "correct_text": "after"}, timeout=30
-        )
+        flag = {"prediction_id": pid, "correct_text": "after", "feedback_token": tokens[pid]}
+        r = httpx.post(f"{server.url}/feedback", json=flag, timeout=30)
         assert r.status_code == 200, r.text
     finally:
         stop_server(server)

@@ -40,6 +40,12 @@ class ServingSettings:
             Link-local (cloud metadata), multicast, reserved and unspecified addresses are always refused.
         fetch_timeout_s: total time allowed for downloading an ``image_url``.
         max_redirects: redirects followed by a download, each one checked like the first URL.
+        api_key: when set, ``/predict*`` and ``/feedback`` need it (``Authorization: Bearer <key>`` or
+            ``X-API-Key``) and the page asks for it at a login form. Off by default; set it on any public
+            deployment.
+        secret: key of the feedback tokens (HMAC); None: a random one kept beside the database.
+        retention_days: stored images and the page's upload cache files older than this are deleted (on start,
+            then hourly); 0 keeps them forever.
     """
 
     model: Path | None = None
@@ -54,6 +60,9 @@ class ServingSettings:
     allow_private_urls: bool = False
     fetch_timeout_s: float = 10.0
     max_redirects: int = 3
+    api_key: str | None = None
+    secret: str | None = None
+    retention_days: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
