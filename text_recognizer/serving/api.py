@@ -331,4 +331,9 @@ def run_server(
         workers=workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+        # half-sent requests: a complete request head within HEADER_TIMEOUT_S (uvicorn has no such timeout),
+        # of at most 16 KiB; idle keep-alive connections closed after 5 s
+        http="text_recognizer.serving.http_protocol:HeaderTimeoutH11Protocol",
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=5,
     )
