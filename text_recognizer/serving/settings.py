@@ -44,8 +44,6 @@ class ServingSettings:
             ``X-API-Key``) and the page asks for it at a login form. Off by default; set it on any public
             deployment.
         secret: key of the feedback tokens (HMAC); None: a random one kept beside the database.
-        retention_days: stored images and the page's upload cache files older than this are deleted (on start,
-            then hourly); 0 keeps them forever.
     """
 
     model: Path | None = None
@@ -62,7 +60,6 @@ class ServingSettings:
     max_redirects: int = 3
     api_key: str | None = None
     secret: str | None = None
-    retention_days: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:
