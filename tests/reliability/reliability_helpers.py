@@ -79,9 +79,10 @@ def line_png(seed: int) -> bytes:
 
 @dataclass
 class Acknowledged:
-    """What the server answered 200 to: prediction ids and (feedback id, prediction id, text)."""
+    """What the server answered 200 to: prediction ids (with their feedback tokens) and
+    (feedback id, prediction id, text)."""
 
-    predictions: set[str] = field(default_factory=set)
+    predictions: dict[str, str] = field(default_factory=dict)
     feedback: list[tuple[int, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,12 +103,13 @@ def write_until_stopped(
                 r = client.post("/predict", json={"image": images[i % len(images)]})
                 if r.status_code != 200:
                     continue
-                pid = r.json()["prediction_id"]
+                pid, token = r.json()["prediction_id"], r.json()["feedback_token"]
                 with acked.lock:
-                    acked.predictions.add(pid)
+                    acked.predictions[pid] = token
                 for j in range(FEEDBACK_PER_PREDICTION):
                     text = f"client {k} prediction {i} correction {j}"
-                    r = flagger.post("/feedback", json={"prediction_id": pid, "correct_text": text})
+                    flag = {"prediction_id": pid, "correct_text": text, "feedback_token": token}
+                    r = flagger.post("/feedback", json=flag)
                     if r.status_code == 200:
                         with acked.lock:
                             acked.feedback.append((r.json()["feedback_id"], pid, text))
@@ -151,4 +153,4 @@ def lost_writes(db_url: str, acked: Acknowledged) -> tuple[set[str], list[tuple[
         feedback = {fid: (pid, corrected) for fid, pid, corrected in rows}
     engine.dispose()
     lost = [(fid, pid, t) for fid, pid, t in acked.feedback if feedback.get(fid) != (pid, t)]
-    return acked.predictions - predictions, lost
+    return set(acked.predictions) - predictions, lost

@@ -46,7 +46,7 @@ def check_store(db: Path, acked: Acknowledged) -> None:
         predictions = {pid for (pid,) in con.execute("SELECT id FROM predictions")}
         feedback = {fid: (pid, text) for fid, pid, text in con.execute(
             "SELECT id, prediction_id, corrected_text FROM feedback")}  # fmt: skip
-    missing_predictions = acked.predictions - predictions
+    missing_predictions = acked.predictions.keys() - predictions
     assert not missing_predictions, f"{len(missing_predictions)} acknowledged predictions lost"
     lost = [(fid, pid, text) for fid, pid, text in acked.feedback if feedback.get(fid) != (pid, text)]
     assert not lost, f"{len(lost)} of {len(acked.feedback)} acknowledged feedback writes lost: {lost[:3]}"
@@ -55,6 +55,7 @@ def check_store(db: Path, acked: Acknowledged) -> None:
 def run_rounds(tmp_path: Path, model: Path, rounds: int, min_feedback: int) -> None:
     db = tmp_path / "monitoring.db"
     total: list[tuple[int, str, str]] = []
+    tokens: dict[str, str] = {}
     for _ in range(rounds):
         server = start_server(model, db, tmp_path)
         try:
@@ -62,13 +63,13 @@ def run_rounds(tmp_path: Path, model: Path, rounds: int, min_feedback: int) -> N
         finally:
             stop_server(server)
         total += acked.feedback
+        tokens.update(acked.predictions)
         check_store(db, Acknowledged(acked.predictions, total))
     server = start_server(model, db, tmp_path)  # a restarted server takes flags on the old predictions
     try:
         _, pid, _ = total[0]
-        r = httpx.post(
-            f"{server.url}/feedback", json={"prediction_id": pid, "correct_text": "after"}, timeout=30
-        )
+        flag = {"prediction_id": pid, "correct_text": "after", "feedback_token": tokens[pid]}
+        r = httpx.post(f"{server.url}/feedback", json=flag, timeout=30)
         assert r.status_code == 200, r.text
     finally:
         stop_server(server)

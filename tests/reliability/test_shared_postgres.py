@@ -38,8 +38,12 @@ def test_two_servers_share_one_postgresql(
         image = base64.b64encode(line_png(7)).decode()
         on_a = httpx.post(f"{a.url}/predict", json={"image": image}, timeout=30)
         assert on_a.status_code == 200, on_a.text
-        pid = on_a.json()["prediction_id"]
-        flag = httpx.post(f"{b.url}/feedback", json={"prediction_id": pid, "correct_text": "x"}, timeout=30)
+        pid, token = on_a.json()["prediction_id"], on_a.json()["feedback_token"]
+        flag = httpx.post(
+            f"{b.url}/feedback",
+            json={"prediction_id": pid, "correct_text": "x", "feedback_token": token},
+            timeout=30,
+        )
         assert flag.status_code == 200, flag.text
 
         acked, stop = Acknowledged(), threading.Event()
@@ -63,7 +67,11 @@ def test_two_servers_share_one_postgresql(
         missing, lost = lost_writes(postgres_url, acked)
         assert not missing and not lost, f"{len(missing)} predictions and {len(lost)} flags lost"
 
-        after = httpx.post(f"{b.url}/feedback", json={"prediction_id": pid, "reason": "other"}, timeout=30)
+        after = httpx.post(
+            f"{b.url}/feedback",
+            json={"prediction_id": pid, "reason": "other", "feedback_token": token},
+            timeout=30,
+        )
         assert after.status_code == 200  # b still serves, and knows a's predictions
     finally:
         stop_server(a)

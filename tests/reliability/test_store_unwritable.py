@@ -43,8 +43,12 @@ class Traffic:
         image = base64.b64encode(line_png(self.sent)).decode()
         r = self.client.post("/predict", json={"image": image})
         if r.status_code == 200:
-            self.acked.predictions.add(r.json()["prediction_id"])
+            self.acked.predictions[r.json()["prediction_id"]] = r.json()["feedback_token"]
         return r
+
+    def flag(self, pid: str, text: str) -> dict[str, str]:
+        """A correction of an acknowledged prediction, with its feedback token."""
+        return {"prediction_id": pid, "correct_text": text, "feedback_token": self.acked.predictions[pid]}
 
     def expect_ok(self) -> str:
         r = self.predict()
@@ -58,7 +62,7 @@ class Traffic:
             r = self.predict()
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] == "store_unavailable"
-        flag = self.client.post("/feedback", json={"prediction_id": earlier, "correct_text": "x"})
+        flag = self.client.post("/feedback", json=self.flag(earlier, "x"))
         assert flag.status_code == 503 and flag.json()["error"]["code"] == "store_unavailable", flag.text
         health = self.client.get("/health")
         assert health.status_code == 503 and health.json()["store"] == "unavailable", health.text
@@ -93,9 +97,7 @@ def test_sqlite_file_made_read_only(tmp_path: Path, tiny_artifact: Path) -> None
         with read_only(db):
             traffic.expect_unavailable(earlier)
         traffic.expect_ok()  # writable again: the same process records again
-        assert (
-            client.post("/feedback", json={"prediction_id": earlier, "correct_text": "y"}).status_code == 200
-        )
+        assert client.post("/feedback", json=traffic.flag(earlier, "y")).status_code == 200
     missing, _ = lost_writes(url, traffic.acked)
     assert not missing, f"{len(missing)} predictions answered 200 are not in the store"
 
@@ -123,9 +125,7 @@ def test_postgresql_stopped_mid_run_then_started(
         finally:
             postgres.start()
         traffic.expect_ok()  # the pool reconnects: no restart
-        assert (
-            client.post("/feedback", json={"prediction_id": earlier, "correct_text": "y"}).status_code == 200
-        )
+        assert client.post("/feedback", json=traffic.flag(earlier, "y")).status_code == 200
     missing, _ = lost_writes(postgres_url, traffic.acked)
     assert not missing, f"{len(missing)} predictions answered 200 are not in the store"
     assert traffic.sent - len(traffic.acked.predictions) == 5  # exactly the requests made while it was down

@@ -68,8 +68,10 @@ def test_predict_by_url_from_an_allowed_local_server(
 
 
 def test_feedback_is_stored(client: TestClient, db_url: str) -> None:
-    pid = client.post("/predict", json={"image": b64(PNG)}).json()["prediction_id"]
-    r = client.post("/feedback", json={"prediction_id": pid, "correct_text": "hello", "reason": "wrong_text"})
+    answer = client.post("/predict", json={"image": b64(PNG)}).json()
+    pid, token = answer["prediction_id"], answer["feedback_token"]
+    flag = {"prediction_id": pid, "correct_text": "hello", "reason": "wrong_text", "feedback_token": token}
+    r = client.post("/feedback", json=flag)
     assert r.status_code == 200, r.text
     assert r.json()["prediction_id"] == pid
     with create_engine(db_url).connect() as conn:
@@ -149,9 +151,11 @@ def test_bad_uploads_and_feedback(client: TestClient) -> None:
     assert_error(client.post("/predict/upload", data={"other": "x"}), 422, "invalid_request")
     assert_error(
         client.post("/feedback", json={"prediction_id": "0" * 32, "correct_text": "x"}),
-        404,
-        "unknown_prediction",
+        403,
+        "bad_feedback_token",
     )
+    signed = {"prediction_id": "0" * 32, "feedback_token": client.app.state.service.signer.token("0" * 32)}  # type: ignore[attr-defined]
+    assert_error(client.post("/feedback", json=signed), 404, "unknown_prediction")
     assert_error(
         client.post("/feedback", json={"prediction_id": "../../etc", "correct_text": "x"}),
         422,

@@ -33,6 +33,7 @@ def server() -> Iterator[str]:
         ("192.168.1.1", True, False),
         ("fd00::1", True, False),
         ("169.254.169.254", True, True),  # cloud metadata: never
+        ("fd00:ec2::254", True, True),  # AWS IPv6 metadata, inside the private fd00::/8: never
         ("fe80::1", True, True),
         ("224.0.0.1", True, True),
         ("0.0.0.0", True, True),

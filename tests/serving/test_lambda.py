@@ -66,6 +66,7 @@ def test_feedback_and_health_events(service: RecognitionService) -> None:
     _, predicted = call(service, event("function_url_predict.json"))
     evt = event("apigw_v1_feedback.json")
     evt["body"] = evt["body"].replace("PREDICTION_ID", predicted["prediction_id"])
+    evt["body"] = evt["body"].replace("FEEDBACK_TOKEN", predicted["feedback_token"])
     status, body = call(service, evt)
     assert status == 200 and body["prediction_id"] == predicted["prediction_id"], body
     status, body = call(service, event("apigw_v2_health.json"))

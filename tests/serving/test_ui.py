@@ -45,11 +45,11 @@ def test_local_handlers_predict_and_flag(
 ) -> None:
     service = make_service(real_predictor)
     handlers = UIHandlers(LocalBackend(lambda: service))
-    text, info, pid, prefill, status = handlers.predict(image_file)
+    text, info, ticket, prefill, status = handlers.predict(image_file)
     assert text == prefill == real_predictor.predict(Path(image_file).read_bytes()).text
     assert "Confidence" in info and real_predictor.model_version in info and status == ""
-    assert pid is not None
-    saved = handlers.flag(pid, "hello", "wrong_text")
+    assert ticket is not None
+    saved = handlers.flag(ticket, "hello", "wrong_text")
     assert "Saved as feedback #1" in saved
     assert [s.text for s in service.store.corrected_samples()] == ["hello"]
     assert [r.source for r in service.store.predictions()] == ["ui"]
@@ -63,15 +63,17 @@ def test_remote_backend_against_a_live_api(
 ) -> None:
     with live_server(create_app(settings, real_predictor)) as url:
         handlers = UIHandlers(RemoteBackend(url + "/"))
-        text, _, pid, _, _ = handlers.predict(image_file)
+        text, _, ticket, _, _ = handlers.predict(image_file)
         assert text == real_predictor.predict(Path(image_file).read_bytes()).text
-        assert pid is not None and len(pid) == 32
-        assert "Saved as feedback" in handlers.flag(pid, "hello", "missing_text")
+        assert ticket is not None and len(ticket[0]) == 32
+        assert "Saved as feedback" in handlers.flag(ticket, "hello", "missing_text")
+        with pytest.raises(gr.Error, match="feedback_token"):
+            handlers.flag((ticket[0], "0" * 64), "hello", "missing_text")
         bad = Path(image_file).with_name("bad.png")
         bad.write_bytes(b"not an image")
         with pytest.raises(gr.Error, match="not a readable image"):
             handlers.predict(str(bad))
-        with pytest.raises(RemoteError, match="no prediction with id"):
+        with pytest.raises(RemoteError, match="feedback_token"):
             RemoteBackend(url).feedback(FeedbackRequest(prediction_id="a" * 32, correct_text="x"))
 
 

@@ -39,6 +39,12 @@ from text_recognizer.serving.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from text_recognizer.serving.security import (
+    AdmissionMiddleware,
+    ApiKeyMiddleware,
+    OriginCheckMiddleware,
+    page_auth,
+)
 from text_recognizer.serving.settings import ServingSettings
 from text_recognizer.serving.store import Store, StoreOptions
 
@@ -54,7 +60,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "Bad base64, bad JSON or a bad URL",
-        403: "image_url points at a refused address",
+        401: "An API key is set on this server and the request has not got it",
+        403: "image_url points at a refused address, or a feedback token that does not match",
         413: "Request, image or download too large, or too many pixels",
         422: "Invalid request, not an image, or the download failed",
         503: "Busy, the prediction timed out, or the monitoring store is unavailable; retry later",
@@ -281,6 +288,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
             LocalBackend(lambda: app.state.service),
             max_file_size=settings.max_image_bytes,
             blocked_paths=private_paths(settings),
+            auth=page_auth(settings.api_key),
         )
     else:
 
@@ -289,8 +297,17 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
             return RedirectResponse("/docs")
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    _install_guards(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _install_guards(app: FastAPI, settings: ServingSettings) -> None:
+    """Outermost first: the API key, then shedding (both before the body is read), then the origin check."""
+    app.add_middleware(OriginCheckMiddleware)
+    app.add_middleware(AdmissionMiddleware, limit=settings.max_concurrency + settings.max_queue)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
 
 
 def app_from_env() -> FastAPI:
@@ -321,4 +338,9 @@ def run_server(
         workers=workers,
         log_level="info",
         timeout_graceful_shutdown=10,
+        # half-sent requests: a complete request head within HEADER_TIMEOUT_S (uvicorn has no such timeout),
+        # of at most 16 KiB; idle keep-alive connections closed after 5 s
+        http="text_recognizer.serving.http_protocol:HeaderTimeoutH11Protocol",
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_keep_alive=5,
     )

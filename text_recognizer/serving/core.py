@@ -30,6 +30,7 @@ from text_recognizer.images import ImageError, pixel_error
 from text_recognizer.inference.types import Prediction
 from text_recognizer.serving.errors import (
     BadBase64,
+    BadFeedbackToken,
     InvalidJSON,
     InvalidRequest,
     NotAnImage,
@@ -47,6 +48,7 @@ from text_recognizer.serving.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from text_recognizer.serving.security import FeedbackSigner, load_secret
 from text_recognizer.serving.settings import ServingSettings
 from text_recognizer.serving.store import Store, StoreOptions
 
@@ -147,6 +149,7 @@ class RecognitionService:
             max_workers=settings.max_concurrency, thread_name_prefix="predict"
         )
         self._slots = threading.BoundedSemaphore(settings.max_concurrency + settings.max_queue)
+        self.signer = FeedbackSigner(load_secret(settings.secret, store.url))
 
     @property
     def model_version(self) -> str:
@@ -179,7 +182,7 @@ class RecognitionService:
         pred = self._run_model(data)
         latency_ms = (time.perf_counter() - started) * 1000.0
         pid = self.store.record_prediction(data, pred, latency_ms, source)  # StoreUnavailable: a 503
-        return PredictResponse.build(pred, latency_ms, pid)
+        return PredictResponse.build(pred, latency_ms, pid, self.signer.token(pid))
 
     def _run_model(self, data: bytes) -> Prediction:
         if not self._slots.acquire(blocking=False):
@@ -204,6 +207,12 @@ class RecognitionService:
             raise NotAnImage(str(e)) from e
 
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        """Store a flag; the token must be the one the prediction's answer carried (checked first, so a
+        wrong token says nothing about whether the id exists)."""
+        if not self.signer.check(request.prediction_id, request.feedback_token):
+            raise BadFeedbackToken(
+                "feedback needs the 'feedback_token' that came with this prediction_id in the /predict answer"
+            )
         text = request.correct_text.strip() if request.correct_text is not None else None
         fid = self.store.record_feedback(request.prediction_id, text or None, request.reason)
         return FeedbackResponse(feedback_id=fid, prediction_id=request.prediction_id)

@@ -73,6 +73,14 @@ class UnknownPrediction(ServingError):
     status, code = 404, "unknown_prediction"
 
 
+class Unauthorized(ServingError):
+    status, code = 401, "unauthorized"
+
+
+class BadFeedbackToken(ServingError):
+    status, code = 403, "bad_feedback_token"
+
+
 class NotFound(ServingError):
     status, code = 404, "not_found"
 

@@ -4,7 +4,7 @@
 * The host is resolved once and every address checked; the connection then goes to that checked address (the
   ``Host`` header and TLS SNI keep the name), so a DNS answer cannot change between check and use.
 * Loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses are refused;
-  ``allow_private`` admits private and loopback ones only.
+  ``allow_private`` admits private and loopback ones only, never the metadata address ``fd00:ec2::254``.
 * Redirects are followed by hand, at most ``max_redirects``, each target checked like the first URL.
 * The body is streamed with a byte cap, and the whole download (connecting, headers, body, every redirect)
   has one wall-clock deadline: a watchdog shuts the socket down when it passes, so a host that trickles
@@ -27,6 +27,9 @@ import httpx
 from text_recognizer.serving.errors import BadURL, DownloadFailed, DownloadTooLarge, ForbiddenURL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Cloud metadata services outside the link-local ranges (AWS's IPv6 endpoint is in fd00::/8, a private range
+#: that ``allow_private`` would otherwise admit): always refused.
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
@@ -91,6 +94,8 @@ def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     """Why ``ip`` may not be fetched from, or None when it may."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return address_refusal(ip.ipv4_mapped, allow_private)
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
     if ip.is_unspecified:
         return "an unspecified address"
     if ip.is_link_local:

@@ -36,10 +36,12 @@ from text_recognizer.serving.errors import (
     NotFound,
     PayloadTooLarge,
     ServingError,
+    Unauthorized,
     UnsupportedMediaType,
     error_body,
 )
 from text_recognizer.serving.schemas import FeedbackRequest, PredictRequest
+from text_recognizer.serving.security import keys_match, presented_key
 from text_recognizer.serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,9 @@ def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[
     if name == "/health":
         report = service.health()
         return (200 if report.store == "ok" else 503), report.model_dump()
+    key = service.settings.api_key
+    if key and not keys_match(presented_key(request.headers), key):
+        raise Unauthorized("this API needs a key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     if name == "/feedback":
         return 200, service.feedback(_json_model(FeedbackRequest, request.body)).model_dump()
     if name == "/predict/upload":

@@ -48,9 +48,12 @@ class PredictResponse(BaseModel):
     model_version: str
     latency_ms: float = Field(description="Server time for this request, decoding and download included.")
     prediction_id: str = Field(description="Pass it to POST /feedback to flag or correct this prediction.")
+    feedback_token: str = Field(description="Pass it to POST /feedback with `prediction_id`.")
 
     @classmethod
-    def build(cls, pred: Prediction, latency_ms: float, prediction_id: str) -> PredictResponse:
+    def build(
+        cls, pred: Prediction, latency_ms: float, prediction_id: str, feedback_token: str
+    ) -> PredictResponse:
         return cls(
             pred=pred.text,
             confidence=pred.confidence,
@@ -58,6 +61,7 @@ class PredictResponse(BaseModel):
             model_version=pred.model_version,
             latency_ms=latency_ms,
             prediction_id=prediction_id,
+            feedback_token=feedback_token,
         )
 
 
@@ -67,6 +71,9 @@ class FeedbackRequest(BaseModel):
         default=None, max_length=10_000, description="What the image really says; lines joined by '\\n'."
     )
     reason: FlagReason = "wrong_text"
+    feedback_token: str | None = Field(
+        default=None, max_length=128, description="From the same /predict response; required (403 without)."
+    )
 
 
 class FeedbackResponse(BaseModel):

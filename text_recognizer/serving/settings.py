@@ -46,6 +46,10 @@ class ServingSettings:
             open under bursts); a Lambda container keeps one.
         db_connect_timeout_s: longest wait for a database connection (connecting, or a free pool slot).
         db_statement_timeout_s: longest a PostgreSQL statement may run before the server cancels it.
+        api_key: when set, ``/predict*`` and ``/feedback`` need it (``Authorization: Bearer <key>`` or
+            ``X-API-Key``) and the page asks for it at a login form. Off by default; set it on any public
+            deployment.
+        secret: key of the feedback tokens (HMAC); None: a random one kept beside the database.
     """
 
     model: Path | None = None
@@ -64,6 +68,8 @@ class ServingSettings:
     db_pool_size: int = 5
     db_connect_timeout_s: float = 5.0
     db_statement_timeout_s: float = 15.0
+    api_key: str | None = None
+    secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServingSettings:

@@ -60,9 +60,16 @@ class RemoteError(ServingError):
 class RemoteBackend:
     """Calls a remote text-recognizer API over HTTP (``POST /predict/upload`` and ``POST /feedback``)."""
 
-    def __init__(self, api_url: str, client: httpx.Client | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        client: httpx.Client | None = None,
+        timeout_s: float = 60.0,
+        api_key: str | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout_s)
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self.client = client or httpx.Client(timeout=timeout_s, headers=headers)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -117,13 +124,14 @@ def example_images() -> list[Path]:
 class UIHandlers:
     """The page's event handlers, plain functions of plain values (tested without a browser).
 
-    ``predict`` returns ``(text, info markdown, prediction id, correction box prefill, flag status)``.
+    ``predict`` returns ``(text, info markdown, ticket, correction box prefill, flag status)``; the ticket
+    ``(prediction id, feedback token)`` stays in the page's session state and goes back with a flag.
     """
 
     def __init__(self, backend: UIBackend) -> None:
         self.backend = backend
 
-    def predict(self, path: str | None) -> tuple[str, str, str | None, str, str]:
+    def predict(self, path: str | None) -> tuple[str, str, tuple[str, str] | None, str, str]:
         import gradio as gr
 
         if not path:
@@ -138,15 +146,22 @@ class UIHandlers:
         )
         if len(result.lines) > 1:
             info += "\n\n" + "\n".join(f"- {ln.confidence:.0%}: {ln.text}" for ln in result.lines)
-        return result.pred, info, result.prediction_id, result.pred, ""
+        ticket = (result.prediction_id, result.feedback_token)
+        return result.pred, info, ticket, result.pred, ""
 
-    def flag(self, prediction_id: str | None, correct_text: str, reason: str) -> str:
+    def flag(self, ticket: tuple[str, str] | None, correct_text: str, reason: str) -> str:
         import gradio as gr
 
-        if not prediction_id:
+        if not ticket:
             raise gr.Error("Read an image first, then flag its text.")
+        prediction_id, token = ticket
         try:
-            request = FeedbackRequest(prediction_id=prediction_id, correct_text=correct_text, reason=reason)  # type: ignore[arg-type]
+            request = FeedbackRequest(
+                prediction_id=prediction_id,
+                correct_text=correct_text,
+                reason=reason,  # type: ignore[arg-type]
+                feedback_token=token,
+            )
             saved = self.backend.feedback(request)
         except ServingError as e:
             raise gr.Error(e.message) from e
@@ -166,7 +181,7 @@ def build_ui(backend: UIBackend) -> gr.Blocks:
             "# Handwritten text recognizer\n"
             "Upload, paste or photograph a line or a page of handwriting. The API is at [/docs](/docs)."
         )
-        prediction_id = gr.State(None)
+        ticket = gr.State(None)
         with gr.Row():
             with gr.Column():
                 image = gr.Image(
@@ -199,12 +214,10 @@ def build_ui(backend: UIBackend) -> gr.Blocks:
         image.change(
             handlers.predict,
             inputs=[image],
-            outputs=[text, info, prediction_id, correct, status],
+            outputs=[text, info, ticket, correct, status],
             concurrency_limit=None,
         )
-        flag.click(
-            handlers.flag, inputs=[prediction_id, correct, reason], outputs=[status], concurrency_limit=None
-        )
+        flag.click(handlers.flag, inputs=[ticket, correct, reason], outputs=[status], concurrency_limit=None)
     return page
 
 
@@ -213,13 +226,15 @@ def mount_ui(
     backend: UIBackend,
     max_file_size: int | None = None,
     blocked_paths: Sequence[Path] = (),
+    auth: Callable[[str, str], bool] | None = None,
 ) -> None:
     """Mount the page at ``/`` of ``app``; routes declared before keep precedence.
 
     File access: Gradio checks that a file named in an event is in its upload cache only once the page has
     "launched", which a mounted page never does by itself, so it is marked launched here; ``blocked_paths``
     (the data folder, the database's folder) are refused even inside the cache. Errors other than the page's
-    own messages are not shown to clients (they name server paths).
+    own messages are not shown to clients (they name server paths). ``auth(user, password)``, when given,
+    puts the page behind Gradio's login form.
     """
     import gradio as gr
 
@@ -232,6 +247,7 @@ def mount_ui(
         max_file_size=max_file_size,
         blocked_paths=[str(p) for p in _blockable(blocked_paths)],
         show_error=False,
+        auth=auth,
     )
     page.has_launched = True
 
@@ -243,7 +259,14 @@ def _blockable(paths: Sequence[Path]) -> list[Path]:
 
 
 def run_standalone(api_url: str, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Serve the page alone, sending images to the API at ``api_url``."""
-    page = build_ui(RemoteBackend(api_url))
+    """Serve the page alone, sending images to the API at ``api_url`` (with ``TEXT_RECOGNIZER_API_KEY``, if
+    set, both as the key it sends and as the page's login)."""
+    from text_recognizer.serving.security import page_auth
+    from text_recognizer.serving.settings import ServingSettings
+
+    settings = ServingSettings.from_env()
+    page = build_ui(RemoteBackend(api_url, api_key=settings.api_key))
     print(f"text-recognizer page: http://{host}:{port}/ using the API at {api_url}")
-    page.queue().launch(server_name=host, server_port=port, ssr_mode=False, show_error=False)
+    page.queue().launch(
+        server_name=host, server_port=port, ssr_mode=False, show_error=False, auth=page_auth(settings.api_key)
+    )
