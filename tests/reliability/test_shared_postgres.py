@@ -79,7 +79,7 @@ def test_two_servers_share_one_postgresql(
     store = Store(postgres_url)
     stored = store.predictions()
     store.close()
-    assert acked.predictions | {pid} <= {r.id for r in stored}
+    assert set(acked.predictions) | {pid} <= {r.id for r in stored}
     run_monitor(db=postgres_url, out=tmp_path / "monitor", since_hours=None, model=tiny_artifact)
     report = capsys.readouterr().out
     assert f"requests: {len(stored)} " in report
