@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from text_recognizer.serving.core import RecognitionService, build_service, request_error
+from text_recognizer.serving.core import RecognitionService, build_service, is_raw_image, request_error
 from text_recognizer.serving.errors import (
     BadBase64,
     InvalidRequest,
@@ -151,7 +151,7 @@ def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[
         return 200, service.feedback(_json_model(FeedbackRequest, request.body)).model_dump()
     if name == "/predict/upload":
         return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
-    if request.content_type.startswith("image/") or request.content_type == "application/octet-stream":
+    if is_raw_image(request.content_type):
         return 200, service.predict_bytes(request.body, "lambda").model_dump()
     if request.content_type == "multipart/form-data":
         return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
