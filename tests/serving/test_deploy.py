@@ -4,9 +4,10 @@ lines, limits named the same way, `serve` honouring TEXT_RECOGNIZER_UI, one clea
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ from text_recognizer.serving.settings import ServingSettings
 from serving_helpers import b64, png_bytes
 
 PNG = png_bytes()
+
+
+@pytest.fixture(autouse=True)
+def restore_environ() -> Iterator[None]:
+    """run_server passes settings to its workers through os.environ: undo that after each test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -134,8 +144,6 @@ def test_serve_respects_text_recognizer_ui(monkeypatch: pytest.MonkeyPatch, tiny
 def test_serve_sets_up_prometheus_multiprocess_for_workers(
     monkeypatch: pytest.MonkeyPatch, tiny_artifact: Path
 ) -> None:
-    import os
-
     import uvicorn
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
@@ -145,7 +153,7 @@ def test_serve_sets_up_prometheus_multiprocess_for_workers(
     api.run_server(workers=2)
     assert dirs and Path(dirs[0]).name.startswith("text-recognizer-prometheus-")
     assert not Path(dirs[0]).exists()  # removed when the server stops
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_serve_without_a_model_says_how_to_get_one(tmp_path: Path) -> None:

@@ -476,6 +476,7 @@ def run_server(
         )
     finally:
         if own_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(own_dir, ignore_errors=True)
 
 
