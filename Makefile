@@ -73,9 +73,14 @@ bench-peers:
 bench: $(VENV)/.stamp-dev fonts bench-peers
 	$(BIN)/python -m benchmarks.run_all
 
-mlflow-ui: $(VENV)/.stamp-dev
+# full mlflow (the UI) is installed once; MLFLOW_PORT=5001 make mlflow-ui for another port
+MLFLOW_PORT ?= 5000
+$(VENV)/.stamp-mlflow: | $(VENV)/.stamp-dev
 	$(BIN)/pip install -q mlflow
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///runs/mlflow.db --port 5000
+	touch $@
+
+mlflow-ui: $(VENV)/.stamp-mlflow
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///runs/mlflow.db --port $(MLFLOW_PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -169,7 +169,12 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     model: Annotated[Path | None, typer.Option(help="Staged artifact folder.")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
-    ui: Annotated[bool, typer.Option(help="Mount the Gradio page at /.")] = True,
+    ui: Annotated[
+        bool | None,
+        typer.Option(
+            "--ui/--no-ui", help="Mount the Gradio page at /. [default: TEXT_RECOGNIZER_UI, else on]"
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the JSON API (and the web page) with the staged model."""
@@ -223,8 +228,31 @@ def db_upgrade(
     upgrade_url(db)
 
 
+#: top-level module -> the extra that installs it, for the one-line "missing extra" message
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(["torch", "lightning", "torchmetrics", "mlflow", "onnx", "onnxscript", "cv2"], "train"),
+    **dict.fromkeys(["fontTools", "alembic"], "train"),
+    **dict.fromkeys(
+        ["fastapi", "uvicorn", "gradio", "prometheus_client", "multipart", "matplotlib"], "serve"
+    ),
+    **dict.fromkeys(["swagger_ui_bundle", "onnxruntime", "sqlalchemy", "httpx", "pydantic"], "serve"),
+}
+
+
+def missing_extra_message(e: ModuleNotFoundError) -> str | None:
+    """``No module named 'torch'`` -> which extra to install, or None for a module no extra provides."""
+    module = (e.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    return (
+        f"error: this command needs {module}, which is not installed: pip install 'text-recognizer[{extra}]'"
+    )
+
+
 def main() -> None:
-    """Run the CLI; expected failures (bad input, missing assets) print one clear line, not a traceback."""
+    """Run the CLI; expected failures (bad input, missing assets, a missing extra) print one clear line, not a
+    traceback."""
     import sys
 
     from text_recognizer.images import ImageError
@@ -232,7 +260,20 @@ def main() -> None:
 
     try:
         app()
-    except (ImageError, ArtifactError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except ModuleNotFoundError as e:
+        message = missing_extra_message(e)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        raise SystemExit(2) from e
+    except ArtifactError as e:
+        print(
+            f"error: {e} (a staged model folder is needed: --model, TEXT_RECOGNIZER_MODEL, or "
+            "`text-recognizer stage CHECKPOINT`)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from e
+    except (ImageError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from e
 

@@ -87,7 +87,9 @@ def load_gray(src: ImageSource, name: str | None = None, max_pixels: int = MAX_P
         raise
     except FileNotFoundError as e:
         raise ImageError(f"{label}: file not found") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{label}: not a readable image (not PNG, JPEG, GIF, BMP, TIFF or WebP data)") from e
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"{label}: not a readable image ({type(e).__name__}: {e})") from e
     if gray.size == 0 or min(gray.shape) < 2:
         raise ImageError(f"{label}: image is empty ({gray.shape[1]}x{gray.shape[0]})")

@@ -30,5 +30,15 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def packaged_artifact() -> Path:
+    """Where an installed wheel keeps the shipped model (copied there by ``setup.py`` at build time)."""
+    return Path(__file__).resolve().parent / "_model" / "line-default"
+
+
 def default_artifact() -> Path:
-    return Path(os.environ.get("TEXT_RECOGNIZER_MODEL", repo_root() / "artifacts" / "line-default"))
+    """``TEXT_RECOGNIZER_MODEL``, else the checkout's ``artifacts/line-default``, else the installed copy."""
+    if os.environ.get("TEXT_RECOGNIZER_MODEL"):
+        return Path(os.environ["TEXT_RECOGNIZER_MODEL"])
+    checkout = repo_root() / "artifacts" / "line-default"
+    packaged = packaged_artifact()
+    return packaged if not checkout.is_dir() and packaged.is_dir() else checkout

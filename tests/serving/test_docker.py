@@ -27,7 +27,10 @@ def instructions(name: str) -> list[tuple[str, str]]:
 def test_official_base_and_copied_paths_exist(name: str) -> None:
     steps = instructions(name)
     assert steps[0][0] == "FROM"
-    assert steps[0][1] in ("public.ecr.aws/lambda/python:3.11", "python:3.11-slim")
+    # the Lambda base is Amazon Linux 2023 (python:3.12+): onnxruntime >= 1.18 has no wheel for AL2
+    assert steps[0][1] == {"Dockerfile.lambda": "public.ecr.aws/lambda/python:3.12"}.get(
+        name, "python:3.11-slim"
+    )
     for kind, args in steps:
         if kind == "COPY":
             for source in args.split()[:-1]:
@@ -35,7 +38,10 @@ def test_official_base_and_copied_paths_exist(name: str) -> None:
                     f"{name}: COPY source {source} is missing from the repository"
                 )
         if kind == "RUN" and "pip install" in args:
-            assert re.search(r"\[serve\]", args), f"{name}: installs without the [serve] extra"
+            extra = "lambda" if name == "Dockerfile.lambda" else "serve"
+            assert re.search(rf"\[{extra}\]", args), f"{name}: installs without the [{extra}] extra"
+            copied = " ".join(a for k, a in steps if k == "COPY")
+            assert "artifacts/line-default" in copied and "setup.py" in copied, "the wheel ships the model"
 
 
 def test_lambda_cmd_is_the_handler() -> None:

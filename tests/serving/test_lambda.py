@@ -162,3 +162,57 @@ def test_handler_reports_a_missing_model_as_json(tmp_path: Path, monkeypatch: py
     response = lambda_handler.handler(event("apigw_v2_health.json"), None)
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["error"]["code"] == "internal_error"
+
+
+def test_direct_invoke_returns_the_predict_response(
+    service: RecognitionService, real_predictor: PredictorLike
+) -> None:
+    image = event_image(event("function_url_predict.json"))
+    for evt in (
+        {"image": base64.b64encode(image).decode()},
+        {"image": "data:image/png;base64," + base64.b64encode(image).decode()},
+    ):
+        body = lambda_handler.handle_event(evt, lambda: service)
+        assert body["pred"] == real_predictor.predict(image).text, body
+        assert {"confidence", "lines", "model_version", "prediction_id", "latency_ms"} <= body.keys()
+        assert "statusCode" not in body
+    assert [r.source for r in service.store.predictions()] == ["lambda", "lambda"]
+
+
+DIRECT_BAD: list[tuple[str, dict[str, Any], int, str]] = [
+    ("both fields", {"image": "aGk=", "image_url": "https://example.com/x.png"}, 422, "invalid_request"),
+    ("not base64", {"image": "@@"}, 400, "bad_base64"),
+    ("not an image", {"image": base64.b64encode(b"hello world").decode()}, 422, "not_an_image"),
+    ("private URL", {"image_url": "http://10.0.0.1/x.png"}, 403, "forbidden_url"),
+    ("metadata URL", {"image_url": "http://169.254.169.254/latest/meta-data"}, 403, "forbidden_url"),
+    ("not http", {"image_url": "file:///etc/passwd"}, 400, "bad_url"),
+    ("image not a string", {"image": 12}, 422, "invalid_request"),
+]
+
+
+@pytest.mark.parametrize(("name", "evt", "status", "code"), DIRECT_BAD, ids=[b[0] for b in DIRECT_BAD])
+def test_direct_invoke_errors(
+    service: RecognitionService, name: str, evt: dict[str, Any], status: int, code: str
+) -> None:
+    body = lambda_handler.handle_event(evt, lambda: service)
+    assert (body["statusCode"], body["error"]["code"]) == (status, code), body
+    assert not service.store.predictions()
+
+
+def test_one_json_log_line_per_event_without_the_image(
+    service: RecognitionService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    image_evt = event("function_url_predict.json")
+    lambda_handler.handle_event(image_evt, lambda: service, "req-1")
+    lambda_handler.handle_event({"image": "@@"}, lambda: service, "req-2")
+    lambda_handler.handle_event(_with(image_evt, rawPath="/nope"), lambda: service, "req-3")
+    out = capsys.readouterr().out
+    lines = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    assert [(ln["request_id"], ln["route"], ln["status"]) for ln in lines] == [
+        ("req-1", "/predict", 200),
+        ("req-2", "direct", 400),
+        ("req-3", "unmatched", 404),
+    ]
+    assert all(ln["model_version"] == service.model_version and ln["latency_ms"] >= 0 for ln in lines)
+    assert json.loads(image_evt["body"])["image"][-40:] not in out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text_recognizer.images import ImageSource, LineBox, image_stats, load_gray, page_lines
+from text_recognizer.images import ImageError, ImageSource, LineBox, image_stats, load_gray, page_lines
 from text_recognizer.inference.beam_search import BeamConfig
 from text_recognizer.inference.char_lm import CharNgramLM
 from text_recognizer.inference.decoders import (
@@ -199,10 +200,17 @@ def load_predictor(
 
 
 def predict_files(images: Sequence[Path], model: Path | None = None, as_json: bool = False) -> None:
-    """The ``predict`` command: print the text of each image (or one JSON object per image)."""
+    """The ``predict`` command: print the text of each image (or one JSON object per image). Every file is
+    read; unreadable ones are reported on stderr as they come, then :class:`ImageError` names how many."""
     predictor = load_predictor(model)
+    failed = 0
     for path in images:
-        pred = predictor.predict(path, name=str(path))
+        try:
+            pred = predictor.predict(path, name=str(path))
+        except ImageError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+            continue
         if as_json:
             d = pred.to_dict()
             d["image"] = str(path)
@@ -211,6 +219,8 @@ def predict_files(images: Sequence[Path], model: Path | None = None, as_json: bo
             if len(images) > 1:
                 print(f"==> {path} (confidence {pred.confidence:.2f})")
             print(pred.text)
+    if failed:
+        raise ImageError(f"{failed} of {len(images)} image(s) could not be read")
 
 
 __all__ = ["Prediction", "Predictor", "load_predictor", "predict_files"]

@@ -1,19 +1,28 @@
 """The JSON API: app factory, lifespan (the model is loaded once), thin routes, and the server runner.
 
-Routes: ``POST /predict`` (JSON), ``POST /predict/upload`` (multipart file), ``POST /feedback``,
-``GET /health``, ``GET /metrics`` (Prometheus), ``/docs`` (OpenAPI). With ``ui`` on, the Gradio page is
-mounted at ``/``.
+Routes: ``POST /predict`` (JSON, or the raw image file with an ``image/*`` content type),
+``POST /predict/upload`` (multipart file), ``POST /feedback``, ``GET /health``, ``GET /metrics``
+(Prometheus), ``/docs`` (Swagger UI served from the ``swagger-ui-bundle`` package: works offline). With
+``ui`` on, the Gradio page is mounted at ``/``; unknown paths and wrong methods still get the API's
+``{"error": {...}}`` body and a 405 where the path is an API route. Every request writes one JSON log line
+(:mod:`text_recognizer.serving.request_log`) and carries an ``x-request-id`` header back.
 
 Concurrency: routes are async; blocking work (download, decoding, store writes) runs in Starlette's thread
 pool and predictions on the bounded pool of :class:`~text_recognizer.serving.core.RecognitionService`. For
-more than one process, ``run_server(workers=N)`` starts N uvicorn workers, each with its own model and store.
+more than one process, ``run_server(workers=N)`` starts N uvicorn workers, each with its own model and store,
+and one Prometheus multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``) so ``/metrics`` counts them all.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,16 +30,27 @@ from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.staticfiles import StaticFiles
 
 from text_recognizer import __version__
-from text_recognizer.serving.core import PredictorLike, RecognitionService, request_error
-from text_recognizer.serving.errors import PayloadTooLarge, ServingError, error_body
+from text_recognizer.paths import default_artifact
+from text_recognizer.serving.core import PredictorLike, RecognitionService, is_raw_image, request_error
+from text_recognizer.serving.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServingError,
+    UnsupportedMediaType,
+    error_body,
+)
 from text_recognizer.serving.metrics import Metrics
+from text_recognizer.serving.request_log import log_request
 from text_recognizer.serving.schemas import (
     ErrorResponse,
     FeedbackRequest,
@@ -131,22 +151,31 @@ class BodyLimitMiddleware:
                 await _send_json(send, error.status, payload)
 
 
-class MetricsMiddleware:
-    """Count requests and time them by route template (unknown paths are one label, so no label explosion)."""
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+
+class MetricsMiddleware:
+    """Count requests and time them by route template (unknown paths are one label, so no label explosion),
+    and write each request's log line. The request id is the client's ``x-request-id`` when it is a short
+    token, else a new one; the response carries it back."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, model_version: Callable[[], str | None]) -> None:
         self.app = app
         self.metrics = metrics
+        self.model_version = model_version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         status = {"code": 500}
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         started = time.perf_counter()
@@ -158,7 +187,82 @@ class MetricsMiddleware:
             route = scope.get("route")
             label = "ui" if isinstance(route, Mount) else getattr(route, "path", "unmatched")
             self.metrics.requests.labels(scope["method"], label, str(status["code"])).inc()
-            self.metrics.latency.labels(label).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.metrics.latency.labels(label).observe(seconds)
+            version = self.model_version()
+            log_request(request_id, scope["method"], label, status["code"], seconds * 1000, version)
+
+
+class ApiErrorsMiddleware:
+    """The API's error format for 404 and 405 even where the mounted page (which matches every path)
+    answers: a wrong method on an API route is a 405 before the page sees it, and the page's own 404/405
+    bodies are rewritten to ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    def _allowed(self, scope: Scope) -> set[str] | None:
+        """Methods of the API route the path names, when the request's method is not one of them."""
+        allowed: set[str] = set()
+        for r in self.routes:
+            if isinstance(r, Mount):
+                continue
+            match, _ = r.matches(scope)
+            if match == Match.FULL:
+                return None
+            if match == Match.PARTIAL:
+                allowed |= getattr(r, "methods", None) or set()
+        return allowed or None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        allowed = self._allowed(scope)
+        if allowed is not None:
+            methods = ", ".join(sorted(allowed))
+            error = MethodNotAllowed(f"{scope['path']} takes {methods}, not {scope['method']}")
+            response = JSONResponse(error.body(), error.status, {"allow": methods})
+            await response(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def formatting_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] in (404, 405):
+                held = message
+                return
+            if held is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            await _send_error_body(send, held, b"".join(chunks), scope)
+
+        await self.app(scope, receive, formatting_send)
+
+
+async def _send_error_body(send: Send, start: Message, body: bytes, scope: Scope) -> None:
+    """Send a held 404/405 response, in the API's error format unless it already is."""
+    try:
+        ours = isinstance(json.loads(body).get("error"), dict)
+    except (ValueError, AttributeError):
+        ours = False
+    if not ours:
+        error: ServingError = (
+            NotFound(f"no route {scope['path']}; the API is described at /docs")
+            if start["status"] == 404
+            else MethodNotAllowed(f"{scope['method']} is not allowed on {scope['path']}")
+        )
+        body = json.dumps(error.body()).encode()
+        keep = [(k, v) for k, v in start.get("headers", []) if k.lower() == b"allow"]
+        start = {**start, "headers": [*keep, (b"content-type", b"application/json")]}
+        start["headers"].append((b"content-length", str(len(body)).encode()))
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 def _install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -231,15 +335,37 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
         version=__version__,
         description="Handwritten text recognition: send an image, get the text and its confidence.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
 
-    @app.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
-    async def predict(body: PredictRequest, request: Request) -> PredictResponse:
-        """Read the handwriting in an image given as base64 / data URL (`image`) or by URL (`image_url`)."""
-        response = await run_in_threadpool(_service(request).predict_request, body, "json")
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={**ERROR_RESPONSES, 415: {"model": ErrorResponse, "description": "Unsupported media type"}},
+        tags=["predict"],
+        openapi_extra={"requestBody": PREDICT_BODY},
+    )
+    async def predict(request: Request) -> PredictResponse:
+        """Read the handwriting in an image given as base64 / data URL (`image`) or by URL (`image_url`) in
+        JSON, or sent as the raw body with its `image/*` content type."""
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        raw = await request.body()
+        if is_raw_image(content_type):
+            response = await run_in_threadpool(_service(request).predict_bytes, raw, "upload")
+        elif content_type in ("", "application/json"):
+            try:
+                body = PredictRequest.model_validate_json(raw or b"null")
+            except ValidationError as e:
+                raise request_error(e.errors()) from e
+            response = await run_in_threadpool(_service(request).predict_request, body, "json")
+        else:
+            raise UnsupportedMediaType(
+                f"POST /predict takes application/json or an image/* body, not {content_type}"
+            )
         metrics.confidence.observe(response.confidence)
         return response
 
@@ -278,7 +404,10 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    _install_offline_docs(app)
 
     if settings.ui:
         from text_recognizer.serving.ui import LocalBackend, mount_ui
@@ -296,9 +425,10 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
         async def root() -> RedirectResponse:
             return RedirectResponse("/docs")
 
+    app.add_middleware(ApiErrorsMiddleware, routes=app.router.routes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     _install_guards(app, settings)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, model_version=lambda: _model_version(app))
     return app
 
 
@@ -308,6 +438,39 @@ def _install_guards(app: FastAPI, settings: ServingSettings) -> None:
     app.add_middleware(AdmissionMiddleware, limit=settings.max_concurrency + settings.max_queue)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+
+
+def _model_version(app: FastAPI) -> str | None:
+    service: RecognitionService | None = getattr(app.state, "service", None)
+    return service.model_version if service is not None else None
+
+
+#: The request body of POST /predict in the OpenAPI document: JSON, or the raw image file.
+PREDICT_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": PredictRequest.model_json_schema()},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI with its JavaScript and CSS served from the installed ``swagger-ui-bundle``."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon-32x32.png",
+        )
 
 
 def app_from_env() -> FastAPI:
@@ -320,27 +483,52 @@ def run_server(
     port: int = 8000,
     model: Path | None = None,
     db: str | None = None,
-    ui: bool = True,
+    ui: bool | None = None,
     workers: int = 1,
 ) -> None:
-    """Serve until interrupted. Settings go through the environment so every worker process sees them."""
+    """Serve until interrupted. Settings go through the environment so every worker process sees them;
+    an option left None keeps the ``TEXT_RECOGNIZER_*`` variable (or the default).
+
+    Raises:
+        FileNotFoundError: no staged model where the settings point, with how to get one.
+    """
     import uvicorn
 
     settings = ServingSettings.from_env(model=model, db=db, ui=ui)
+    check_model(settings.model or default_artifact())
     os.environ.update(settings.to_env())
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    print(f"text-recognizer: http://{host}:{port}/ (API docs at /docs), {workers} worker(s)")
-    uvicorn.run(
-        "text_recognizer.serving.api:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-        # half-sent requests: a complete request head within HEADER_TIMEOUT_S (uvicorn has no such timeout),
-        # of at most 16 KiB; idle keep-alive connections closed after 5 s
-        http="text_recognizer.serving.http_protocol:HeaderTimeoutH11Protocol",
-        h11_max_incomplete_event_size=16 * 1024,
-        timeout_keep_alive=5,
-    )
+    own_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="text-recognizer-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    page = "" if settings.ui else " (no web page)"
+    print(f"text-recognizer: http://{host}:{port}/{page} (API docs at /docs), {workers} worker(s)")
+    try:
+        uvicorn.run(
+            "text_recognizer.serving.api:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+            # half-sent requests: a complete request head within HEADER_TIMEOUT_S (uvicorn has no such
+            # timeout), of at most 16 KiB; idle keep-alive connections closed after 5 s
+            http="text_recognizer.serving.http_protocol:HeaderTimeoutH11Protocol",
+            h11_max_incomplete_event_size=16 * 1024,
+            timeout_keep_alive=5,
+        )
+    finally:
+        if own_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def check_model(path: Path) -> None:
+    """Fail early, in one line, when ``path`` is not a staged model folder."""
+    if not (path / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"no staged model at {path} (no manifest.json): pass --model or set TEXT_RECOGNIZER_MODEL to an "
+            "artifact folder, or make one with `text-recognizer stage CHECKPOINT`"
+        )

@@ -67,6 +67,12 @@ class PredictorLike(Protocol):
     def predict(self, image: bytes) -> Prediction: ...
 
 
+def is_raw_image(content_type: str) -> bool:
+    """A ``POST /predict`` body that is the image file itself (``image/*`` or ``application/octet-stream``),
+    for the API and the Lambda handler alike. ``content_type`` is the lower-case media type, no parameters."""
+    return content_type.startswith("image/") or content_type == "application/octet-stream"
+
+
 def request_error(errors: Sequence[Mapping[str, Any]]) -> ServingError:
     """Pydantic/FastAPI validation errors -> :class:`InvalidJSON` or :class:`InvalidRequest`."""
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -97,7 +103,7 @@ def decode_base64_image(value: str, max_bytes: int) -> bytes:
     if not payload:
         raise BadBase64("'image' is empty")
     if len(payload) // 4 * 3 > max_bytes:
-        raise PayloadTooLarge(f"image is about {len(payload) // 4 * 3} bytes; the limit is {max_bytes}")
+        raise PayloadTooLarge(f"image is about {len(payload) // 4 * 3} bytes; the limit is {max_bytes} bytes")
     payload = payload.replace("-", "+").replace("_", "/")
     payload += "=" * (-len(payload) % 4)
     try:
@@ -105,7 +111,7 @@ def decode_base64_image(value: str, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError) as e:
         raise BadBase64(f"'image' is not valid base64 ({e})") from e
     if len(data) > max_bytes:
-        raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes}")
+        raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
     if not data:
         raise BadBase64("'image' decodes to nothing")
     return data
@@ -177,7 +183,9 @@ class RecognitionService:
         """Read one image file and record it; ``started`` (perf_counter) counts earlier work in latency."""
         started = time.perf_counter() if started is None else started
         if len(data) > self.settings.max_image_bytes:
-            raise PayloadTooLarge(f"image is {len(data)} bytes; the limit is {self.settings.max_image_bytes}")
+            raise PayloadTooLarge(
+                f"image is {len(data)} bytes; the limit is {self.settings.max_image_bytes} bytes"
+            )
         check_image(data, self.settings.max_pixels)
         pred = self._run_model(data)
         latency_ms = (time.perf_counter() - started) * 1000.0

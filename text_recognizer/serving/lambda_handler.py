@@ -1,8 +1,11 @@
 """AWS Lambda adapter over :mod:`text_recognizer.serving.core` (no FastAPI in the request path).
 
 Accepts Lambda Function URL and API Gateway HTTP API (payload 2.0) events and API Gateway REST API (payload
-1.0) events, with plain or base64-encoded bodies. Routes (matched on the end of the path, so a stage prefix is
-fine):
+1.0) events, with plain or base64-encoded bodies, and direct invokes (``aws lambda invoke``, SDKs, Step
+Functions) whose event is the request itself: ``{"image": ...}`` or ``{"image_url": ...}`` returns the
+``/predict`` response object, ``{"pred": ..., "confidence": ..., ...}``, or ``{"statusCode": 4xx, "error":
+{...}}``, with the same validation and URL rules as the API. HTTP routes (matched on the end of the path, so
+a stage prefix is fine):
 
 * ``POST .../predict``: JSON ``{"image"}`` or ``{"image_url"}``; or the raw image file with an ``image/*`` or
   ``application/octet-stream`` content type.
@@ -10,6 +13,7 @@ fine):
 * ``POST .../feedback``, ``GET .../health``.
 
 The model is loaded once per container, on the first request (not at import, so the init phase stays short).
+Each event writes one JSON log line (:mod:`text_recognizer.serving.request_log`) with the Lambda request id.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import email.policy
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from text_recognizer.serving.core import RecognitionService, build_service, request_error
+from text_recognizer.serving.core import RecognitionService, build_service, is_raw_image, request_error
 from text_recognizer.serving.errors import (
     BadBase64,
     InvalidRequest,
@@ -40,6 +45,7 @@ from text_recognizer.serving.errors import (
     UnsupportedMediaType,
     error_body,
 )
+from text_recognizer.serving.request_log import log_request
 from text_recognizer.serving.schemas import FeedbackRequest, PredictRequest
 from text_recognizer.serving.security import keys_match, presented_key
 from text_recognizer.serving.settings import ServingSettings
@@ -151,14 +157,22 @@ def multipart_file(request: HttpRequest, field: str = "file") -> bytes:
     raise InvalidRequest(f"the multipart body has no '{field}' field")
 
 
+#: route -> its method; the longest suffix first, so ``/predict/upload`` is not read as ``/predict``.
+ROUTES = {"/predict/upload": "POST", "/predict": "POST", "/feedback": "POST", "/health": "GET"}
+
+
+def route_template(path: str) -> str | None:
+    """The route a path ends with, or None."""
+    return next((r for r in ROUTES if path == r or path.endswith(r)), None)
+
+
 def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[str, Any]]:
     """Dispatch one request; returns ``(status, JSON body)``."""
-    routes = {"/predict/upload": "POST", "/predict": "POST", "/feedback": "POST", "/health": "GET"}
-    name = next((r for r in routes if request.path == r or request.path.endswith(r)), None)
+    name = route_template(request.path)
     if name is None:
         raise NotFound(f"no route {request.path}; try POST /predict")
-    if request.method != routes[name]:
-        raise MethodNotAllowed(f"{name} takes {routes[name]}, not {request.method}")
+    if request.method != ROUTES[name]:
+        raise MethodNotAllowed(f"{name} takes {ROUTES[name]}, not {request.method}")
     if name == "/health":
         report = service.health()
         return (200 if report.store == "ok" else 503), report.model_dump()
@@ -169,7 +183,7 @@ def route(request: HttpRequest, service: RecognitionService) -> tuple[int, dict[
         return 200, service.feedback(_json_model(FeedbackRequest, request.body)).model_dump()
     if name == "/predict/upload":
         return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
-    if request.content_type.startswith("image/") or request.content_type == "application/octet-stream":
+    if is_raw_image(request.content_type):
         return 200, service.predict_bytes(request.body, "lambda").model_dump()
     if request.content_type == "multipart/form-data":
         return 200, service.predict_bytes(multipart_file(request), "lambda").model_dump()
@@ -187,19 +201,65 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handle_event(event: Any, service: Callable[[], RecognitionService]) -> dict[str, Any]:
-    """One event -> one Lambda proxy response. Errors become JSON; nothing raises."""
+def is_direct_invoke(event: Any) -> bool:
+    """An event that is a ``/predict`` JSON request itself, not an HTTP event wrapping one."""
+    return (
+        isinstance(event, dict)
+        and ("image" in event or "image_url" in event)
+        and not {"requestContext", "httpMethod", "routeKey"} & event.keys()
+    )
+
+
+def direct_predict(event: dict[str, Any], service: RecognitionService) -> dict[str, Any]:
+    """A direct invoke's event, validated as a :class:`PredictRequest` -> the ``/predict`` response."""
     try:
-        svc = service()
-        status, body = route(parse_event(event, svc.settings.max_request_bytes), svc)
-        return _response(status, body)
+        request = PredictRequest.model_validate(event)
+    except ValidationError as e:
+        raise request_error(e.errors()) from e
+    return service.predict_request(request, "lambda").model_dump()
+
+
+def _answer(work: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+    """Run one request's work; errors become ``(status, error body)``, nothing raises."""
+    try:
+        return work()
     except ServingError as e:
-        return _response(e.status, e.body())
+        return e.status, e.body()
     except Exception:
         log.exception("unhandled error in the Lambda handler")
-        return _response(500, error_body("internal_error", "internal server error; it has been logged"))
+        return 500, error_body("internal_error", "internal server error; it has been logged")
+
+
+def handle_event(
+    event: Any, service: Callable[[], RecognitionService], request_id: str = "-"
+) -> dict[str, Any]:
+    """One event -> a Lambda proxy response (HTTP events) or the response object (direct invokes).
+    Errors become JSON; nothing raises. Writes the request's log line."""
+    started = time.perf_counter()
+    direct = is_direct_invoke(event)
+    seen: dict[str, str | None] = {
+        "method": "INVOKE" if direct else "-",
+        "route": "direct" if direct else "unmatched",
+        "model": None,
+    }
+
+    def work() -> tuple[int, dict[str, Any]]:
+        svc = service()
+        seen["model"] = svc.model_version
+        if direct:
+            return 200, direct_predict(event, svc)
+        request = parse_event(event, svc.settings.max_request_bytes)
+        seen["method"], seen["route"] = request.method, route_template(request.path) or "unmatched"
+        return route(request, svc)
+
+    status, body = _answer(work)
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    log_request(request_id, str(seen["method"]), str(seen["route"]), status, latency_ms, seen["model"])
+    if direct:
+        return body if status == 200 else {"statusCode": status, **body}
+    return _response(status, body)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """The Lambda entry point (``CMD ["text_recognizer.serving.lambda_handler.handler"]``)."""
-    return handle_event(event, get_service)
+    return handle_event(event, get_service, str(getattr(context, "aws_request_id", "-")))

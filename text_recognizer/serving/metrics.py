@@ -1,8 +1,22 @@
-"""Prometheus metrics of one app, on its own registry (several apps in one process never collide)."""
+"""Prometheus metrics of one app, on its own registry (several apps in one process never collide).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``serve --workers N`` sets it), prometheus_client keeps the values in
+files there and :meth:`Metrics.exposition` sums every worker's, so ``/metrics`` is the same from any worker.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -25,7 +39,10 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "text_recognizer_http_in_flight", "HTTP requests being served.", registry=self.registry
+            "text_recognizer_http_in_flight",
+            "HTTP requests being served.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.errors = Counter(
             "text_recognizer_errors", "Error responses by error code.", ["code"], registry=self.registry
@@ -39,3 +56,11 @@ class Metrics:
         self.feedback = Counter(
             "text_recognizer_feedback", "Flags received, by reason.", ["reason"], registry=self.registry
         )
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format of these metrics (all workers' in multiprocess mode) and its content type."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

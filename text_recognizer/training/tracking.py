@@ -168,17 +168,25 @@ def resolve_checkpoint(
     p = Path(ref)
     if p.exists():
         return p, {"source": str(p)}
-    client = _client(tracking_uri)
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        mv = client.get_model_version_by_alias(name, alias)
-    elif "/" in ref:
-        name, version = ref.split("/", 1)
-        mv = client.get_model_version(name, version)
-    else:
+    if p.suffix == ".ckpt" or ref.startswith(("/", ".", "~")) or ref.count("/") > 1:
+        raise FileNotFoundError(f"checkpoint {ref} not found")
+    if "@" not in ref and "/" not in ref:
         raise FileNotFoundError(
             f"{ref}: neither a checkpoint file nor a registered model NAME@ALIAS or NAME/VERSION"
         )
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, version = ref.split("/", 1)
+            mv = client.get_model_version(name, version)
+    except MlflowException as e:
+        first = str(e.message).strip().splitlines()[0] if str(e.message).strip() else type(e).__name__
+        raise FileNotFoundError(f"{ref}: no such registered model version in {tracking_uri} ({first})") from e
     source = str(mv.source)
     local = Path(source.removeprefix("file://")) if source.startswith("file://") else None
     if local is None or not local.exists():

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQ
 
 from text_recognizer.data.modules import DataConfig, TextDataModule
 from text_recognizer.models.resnet_transformer import ModelConfig
+from text_recognizer.training.config_check import check_section, coerce, unknown_key_error
 from text_recognizer.training.lit_module import LitRecognizer, OptimConfig
 from text_recognizer.training.tracking import SampleTable, TrackingConfig, make_logger, record_run
 from text_recognizer.vocab import Vocabulary
@@ -65,30 +66,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(known)}")
+        """Checked before anything is built: unknown keys name the closest valid one, values their type."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in known:
+                raise unknown_key_error("", str(key), known)
         return cls(
-            name=d.get("name", "line"),
-            seed=int(d.get("seed", 0)),
-            data=DataConfig.from_dict(d.get("data", {})),
-            model=dict(d.get("model", {})),
-            optim=_build(OptimConfig, d.get("optim", {})),
-            trainer=_build(TrainerConfig, d.get("trainer", {})),
-            tracking=_build(TrackingConfig, d.get("tracking", {})),
+            name=coerce("name", d.get("name", cls.name), str),
+            seed=coerce("seed", d.get("seed", cls.seed), int),
+            data=DataConfig.from_dict(check_section("data", DataConfig, d.get("data", {}))),
+            model=check_section("model", ModelConfig, d.get("model", {})),
+            optim=OptimConfig(**check_section("optim", OptimConfig, d.get("optim", {}))),
+            trainer=TrainerConfig(**check_section("trainer", TrainerConfig, d.get("trainer", {}))),
+            tracking=TrackingConfig(**check_section("tracking", TrackingConfig, d.get("tracking", {}))),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _build(cls: Any, d: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    bad = set(d) - names
-    if bad:
-        raise ValueError(f"unknown {cls.__name__} option(s) {sorted(bad)}; expected some of {sorted(names)}")
-    return cls(**d)
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
