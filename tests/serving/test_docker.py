@@ -39,7 +39,7 @@ def test_official_base_and_copied_paths_exist(name: str) -> None:
                 )
         if kind == "RUN" and "pip install" in args:
             extra = "lambda" if name == "Dockerfile.lambda" else "serve"
-            assert re.search(rf"\[{extra}\]", args), f"{name}: installs without the [{extra}] extra"
+            assert re.search(rf"\[{extra}[],]", args), f"{name}: installs without the [{extra}] extra"
             copied = " ".join(a for k, a in steps if k == "COPY")
             assert "artifacts/line-default" in copied and "setup.py" in copied, "the wheel ships the model"
 
