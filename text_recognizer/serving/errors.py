@@ -73,6 +73,10 @@ class UnknownPrediction(ServingError):
     status, code = 404, "unknown_prediction"
 
 
+class UnchangedCorrection(ServingError):
+    status, code = 422, "unchanged_correction"
+
+
 class NotFound(ServingError):
     status, code = 404, "not_found"
 

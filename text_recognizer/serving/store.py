@@ -219,6 +219,18 @@ class Store:
         except IntegrityError:
             log.debug("image %s stored by a concurrent request", sha)
 
+    def prediction_text(self, prediction_id: str) -> str:
+        """The text predicted for ``prediction_id``.
+
+        Raises:
+            UnknownPrediction: no prediction has this id.
+        """
+        with self._sessions() as session:
+            row = session.get(PredictionRow, prediction_id)
+            if row is None:
+                raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
+            return row.text
+
     def record_feedback(self, prediction_id: str, corrected_text: str | None, reason: str) -> int:
         """Store a flag; returns its id.
 
