@@ -103,7 +103,7 @@ def stage(
     source: Annotated[
         str, typer.Argument(help="A checkpoint path, or a registered model as NAME@ALIAS or NAME/VERSION.")
     ],
-    name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-default",
+    name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-staged",
     out_dir: Annotated[Path, typer.Option(help="Parent folder of the artifact.")] = Path("artifacts"),
     lm_order: Annotated[
         int | None,
@@ -115,6 +115,9 @@ def stage(
         int | None,
         typer.Option(help="Drop n-grams seen fewer times than this (default: staging.lm.LMConfig)."),
     ] = None,
+    replace_shipped: Annotated[
+        bool, typer.Option(help="Allow overwriting the shipped model, artifacts/line-default.")
+    ] = False,
 ) -> None:
     """Export a trained model to ONNX with a manifest, and check parity with the torch model."""
     from text_recognizer.staging.assemble import stage_model
@@ -125,7 +128,7 @@ def stage(
         order=d.order if lm_order is None else lm_order,
         min_count=d.min_count if lm_min_count is None else lm_min_count,
     )
-    stage_model(source, out_dir / name, lm_cfg=lm_cfg)
+    stage_model(source, out_dir / name, lm_cfg=lm_cfg, replace_shipped=replace_shipped)
 
 
 # ------------------------------------------------------------------------------------------- inference

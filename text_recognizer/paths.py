@@ -30,5 +30,10 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def shipped_artifact() -> Path:
+    """The model shipped in the repository; ``stage`` replaces it only when asked explicitly."""
+    return repo_root() / "artifacts" / "line-default"
+
+
 def default_artifact() -> Path:
-    return Path(os.environ.get("TEXT_RECOGNIZER_MODEL", repo_root() / "artifacts" / "line-default"))
+    return Path(os.environ.get("TEXT_RECOGNIZER_MODEL", shipped_artifact()))
