@@ -208,8 +208,8 @@ def feedback_export(
     out: Annotated[Path, typer.Option(help="labels.jsonl folder to write.")],
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
 ) -> None:
-    """Write user-corrected samples as a labels.jsonl folder that training reads directly."""
-    from text_recognizer.serving.store import export_feedback
+    """Write user corrections as line samples in a labels.jsonl folder that training reads directly."""
+    from text_recognizer.serving.feedback_export import export_feedback
 
     export_feedback(out=out, db=db)
 

@@ -122,6 +122,7 @@ class CorrectedSample:
     image: bytes
     format: str
     text: str
+    n_lines: int
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -284,7 +285,7 @@ class Store:
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
-                    pred.id, img.sha256, img.data, img.format, fb.corrected_text
+                    pred.id, img.sha256, img.data, img.format, fb.corrected_text, pred.n_lines
                 )
         yield from latest.values()
 
@@ -292,32 +293,3 @@ class Store:
 def _aware(t: datetime) -> datetime:
     """SQLite returns naive datetimes; everything stored is UTC."""
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def export_feedback(out: Path, db: str | None = None) -> None:
-    """Write the user-corrected samples as a ``labels.jsonl`` folder that training reads directly.
-
-    ``out/images/<sha256>.<ext>`` holds each image, ``out/labels.jsonl`` one ``{"image", "text"}`` line each.
-    Images sent more than once with different corrections appear once per prediction with the same file.
-    """
-    from text_recognizer.data.folder import write_labels
-
-    store = Store(db)
-    try:
-        out = Path(out)
-        images = out / "images"
-        images.mkdir(parents=True, exist_ok=True)
-        entries: list[tuple[str, str]] = []
-        for sample in store.corrected_samples():
-            ext = {"jpeg": "jpg"}.get(sample.format, sample.format)
-            name = f"images/{sample.image_sha256}.{ext}"
-            path = out / name
-            if not path.exists():
-                tmp = path.with_suffix(path.suffix + ".tmp")
-                tmp.write_bytes(sample.image)
-                tmp.replace(path)
-            entries.append((name, sample.text))
-        labels = write_labels(out, entries)
-    finally:
-        store.close()
-    print(f"wrote {len(entries)} corrected sample(s) to {labels}")
