@@ -105,7 +105,7 @@ def stage(
     source: Annotated[
         str, typer.Argument(help="A checkpoint path, or a registered model as NAME@ALIAS or NAME/VERSION.")
     ],
-    name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-default",
+    name: Annotated[str, typer.Option(help="Artifact name: writes artifacts/<name>/")] = "line-staged",
     out_dir: Annotated[Path, typer.Option(help="Parent folder of the artifact.")] = Path("artifacts"),
     lm_order: Annotated[
         int | None,
@@ -117,6 +117,9 @@ def stage(
         int | None,
         typer.Option(help="Drop n-grams seen fewer times than this (default: staging.lm.LMConfig)."),
     ] = None,
+    replace_shipped: Annotated[
+        bool, typer.Option(help="Allow overwriting the shipped model, artifacts/line-default.")
+    ] = False,
 ) -> None:
     """Export a trained model to ONNX with a manifest, and check parity with the torch model."""
     from text_recognizer.staging.assemble import stage_model
@@ -127,7 +130,7 @@ def stage(
         order=d.order if lm_order is None else lm_order,
         min_count=d.min_count if lm_min_count is None else lm_min_count,
     )
-    stage_model(source, out_dir / name, lm_cfg=lm_cfg)
+    stage_model(source, out_dir / name, lm_cfg=lm_cfg, replace_shipped=replace_shipped)
 
 
 # ------------------------------------------------------------------------------------------- inference
@@ -212,8 +215,8 @@ def feedback_export(
     out: Annotated[Path, typer.Option(help="labels.jsonl folder to write.")],
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
 ) -> None:
-    """Write user-corrected samples as a labels.jsonl folder that training reads directly."""
-    from text_recognizer.serving.store import export_feedback
+    """Write user corrections as line samples in a labels.jsonl folder that training reads directly."""
+    from text_recognizer.serving.feedback_export import export_feedback
 
     export_feedback(out=out, db=db)
 

@@ -30,6 +30,11 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def shipped_artifact() -> Path:
+    """The model shipped in the repository; ``stage`` replaces it only when asked explicitly."""
+    return repo_root() / "artifacts" / "line-default"
+
+
 def packaged_artifact() -> Path:
     """Where an installed wheel keeps the shipped model (copied there by ``setup.py`` at build time)."""
     return Path(__file__).resolve().parent / "_model" / "line-default"
@@ -39,6 +44,6 @@ def default_artifact() -> Path:
     """``TEXT_RECOGNIZER_MODEL``, else the checkout's ``artifacts/line-default``, else the installed copy."""
     if os.environ.get("TEXT_RECOGNIZER_MODEL"):
         return Path(os.environ["TEXT_RECOGNIZER_MODEL"])
-    checkout = repo_root() / "artifacts" / "line-default"
+    checkout = shipped_artifact()
     packaged = packaged_artifact()
     return packaged if not checkout.is_dir() and packaged.is_dir() else checkout

@@ -79,6 +79,31 @@ def test_feedback_is_stored(client: TestClient, db_url: str) -> None:
     assert rows == [(pid, "hello", "wrong_text")]
 
 
+def test_unchanged_correction_is_refused(
+    make_client: Callable[..., TestClient], settings: ServingSettings, db_url: str
+) -> None:
+    client = make_client(settings, ScriptedPredictor())  # reads "WxH": never empty, unlike an untrained model
+    predicted = client.post("/predict", json={"image": b64(PNG)}).json()
+    pid, pred, token = predicted["prediction_id"], predicted["pred"], predicted["feedback_token"]
+    for same in (pred, f"  {pred}\n", pred.replace("\n", "\r\n")):
+        r = client.post(
+            "/feedback", json={"prediction_id": pid, "correct_text": same, "feedback_token": token}
+        )
+        body = assert_error(r, 422, "unchanged_correction")
+        assert "same as the predicted text" in body["error"]["message"]
+    changed = client.post(
+        "/feedback", json={"prediction_id": pid, "correct_text": pred + " x", "feedback_token": token}
+    )
+    assert changed.status_code == 200, changed.text
+    without_text = client.post(
+        "/feedback", json={"prediction_id": pid, "reason": "not_handwriting", "feedback_token": token}
+    )
+    assert without_text.status_code == 200, without_text.text
+    with create_engine(db_url).connect() as conn:
+        rows = conn.execute(text("SELECT corrected_text FROM feedback ORDER BY id")).all()
+    assert rows == [(pred.strip() + " x",), (None,)]
+
+
 def test_health_metrics_and_docs(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["store"] == "ok" and health["model_version"]

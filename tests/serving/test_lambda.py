@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, text
 from text_recognizer.serving import core, lambda_handler
 from text_recognizer.serving.core import PredictorLike, RecognitionService
 
+from serving_helpers import ScriptedPredictor
+
 EVENTS = Path(__file__).parent / "events"
 
 
@@ -71,6 +73,21 @@ def test_feedback_and_health_events(service: RecognitionService) -> None:
     assert status == 200 and body["prediction_id"] == predicted["prediction_id"], body
     status, body = call(service, event("apigw_v2_health.json"))
     assert status == 200 and body["status"] == "ok"
+
+
+def test_unchanged_correction_event(make_service: Callable[..., RecognitionService]) -> None:
+    service = make_service(ScriptedPredictor())
+    _, predicted = call(service, event("function_url_predict.json"))
+    evt = event("apigw_v1_feedback.json")
+    evt["body"] = json.dumps(
+        {
+            "prediction_id": predicted["prediction_id"],
+            "correct_text": predicted["pred"],
+            "feedback_token": predicted["feedback_token"],
+        }
+    )
+    status, body = call(service, evt)
+    assert status == 422 and body["error"]["code"] == "unchanged_correction", body
 
 
 def test_raw_image_body(service: RecognitionService) -> None:

@@ -27,7 +27,7 @@ from text_recognizer.serving.ui import (
     upload_folder,
 )
 
-from serving_helpers import live_server, png_bytes
+from serving_helpers import ScriptedPredictor, live_server, png_bytes
 
 
 @pytest.fixture
@@ -56,6 +56,18 @@ def test_local_handlers_predict_and_flag(
     assert handlers.predict(None) == ("", "", None, "", "")
     with pytest.raises(gr.Error):
         handlers.flag(None, "x", "wrong_text")
+
+
+def test_flag_with_the_prefilled_text_unchanged_is_refused(
+    make_service: Callable[..., RecognitionService], image_file: str
+) -> None:
+    service = make_service(ScriptedPredictor())
+    handlers = UIHandlers(LocalBackend(lambda: service))
+    _, _, pid, prefill, _ = handlers.predict(image_file)
+    with pytest.raises(gr.Error, match="same as the predicted text"):
+        handlers.flag(pid, prefill, "wrong_text")
+    assert list(service.store.corrected_samples()) == []
+    assert "Saved as feedback" in handlers.flag(pid, prefill + "!", "wrong_text")
 
 
 def test_remote_backend_against_a_live_api(

@@ -386,7 +386,8 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
 
     @app.post("/feedback", response_model=FeedbackResponse, responses=feedback_responses, tags=["feedback"])
     async def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
-        """Flag a prediction as wrong, with the correct text when known."""
+        """Flag a prediction as wrong, with the correct text when known (422 `unchanged_correction` if it
+        is the predicted text itself)."""
         response = await run_in_threadpool(_service(request).feedback, body)
         metrics.feedback.labels(body.reason).inc()
         return response

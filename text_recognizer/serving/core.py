@@ -40,6 +40,7 @@ from text_recognizer.serving.errors import (
     PredictionTimeout,
     ServingError,
     TooManyPixels,
+    UnchangedCorrection,
 )
 from text_recognizer.serving.fetch import FetchLimits, fetch_image
 from text_recognizer.serving.schemas import (
@@ -84,6 +85,12 @@ def request_error(errors: Sequence[Mapping[str, Any]]) -> ServingError:
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return InvalidRequest("; ".join(parts) or "invalid request")
+
+
+def normalise_text(text: str) -> str:
+    """A correction or prediction as compared and stored: ``\\r\\n`` line ends as ``\\n``, outer whitespace
+    stripped."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def decode_base64_image(value: str, max_bytes: int) -> bytes:
@@ -215,13 +222,25 @@ class RecognitionService:
             raise NotAnImage(str(e)) from e
 
     def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
-        """Store a flag; the token must be the one the prediction's answer carried (checked first, so a
-        wrong token says nothing about whether the id exists)."""
+        """Store a flag. The token must be the one the prediction's answer carried (checked first, so a
+        wrong token says nothing about whether the id exists). A correction equal to the predicted text (both
+        normalised by :func:`normalise_text`) is refused: exported, it would teach the model its own mistakes.
+
+        Raises:
+            BadFeedbackToken: the token does not match the prediction id.
+            UnknownPrediction: no prediction has this id.
+            UnchangedCorrection: ``correct_text`` is the prediction's own text.
+        """
         if not self.signer.check(request.prediction_id, request.feedback_token):
             raise BadFeedbackToken(
                 "feedback needs the 'feedback_token' that came with this prediction_id in the /predict answer"
             )
-        text = request.correct_text.strip() if request.correct_text is not None else None
+        text = normalise_text(request.correct_text) if request.correct_text is not None else None
+        if text and text == normalise_text(self.store.prediction_text(request.prediction_id)):
+            raise UnchangedCorrection(
+                "the correction is the same as the predicted text; edit it to what the image really says "
+                "(or send no correct_text to flag the prediction without one)"
+            )
         fid = self.store.record_feedback(request.prediction_id, text or None, request.reason)
         return FeedbackResponse(feedback_id=fid, prediction_id=request.prediction_id)
 

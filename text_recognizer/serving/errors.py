@@ -81,6 +81,10 @@ class BadFeedbackToken(ServingError):
     status, code = 403, "bad_feedback_token"
 
 
+class UnchangedCorrection(ServingError):
+    status, code = 422, "unchanged_correction"
+
+
 class NotFound(ServingError):
     status, code = 404, "not_found"
 

@@ -144,6 +144,7 @@ class CorrectedSample:
     image: bytes
     format: str
     text: str
+    n_lines: int
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,18 @@ class Store:
         else:
             session.execute(insert(ImageRow).values(values))
 
+    def prediction_text(self, prediction_id: str) -> str:
+        """The text predicted for ``prediction_id``.
+
+        Raises:
+            UnknownPrediction: no prediction has this id.
+        """
+        with self._sessions() as session:
+            row = session.get(PredictionRow, prediction_id)
+            if row is None:
+                raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
+            return row.text
+
     def record_feedback(self, prediction_id: str, corrected_text: str | None, reason: str) -> int:
         """Store a flag; returns its id.
 
@@ -409,7 +422,7 @@ class Store:
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
-                    pred.id, img.sha256, img.data, img.format, fb.corrected_text
+                    pred.id, img.sha256, img.data, img.format, fb.corrected_text, pred.n_lines
                 )
         yield from latest.values()
 
@@ -417,32 +430,3 @@ class Store:
 def _aware(t: datetime) -> datetime:
     """SQLite returns naive datetimes; everything stored is UTC."""
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def export_feedback(out: Path, db: str | None = None) -> None:
-    """Write the user-corrected samples as a ``labels.jsonl`` folder that training reads directly.
-
-    ``out/images/<sha256>.<ext>`` holds each image, ``out/labels.jsonl`` one ``{"image", "text"}`` line each.
-    Images sent more than once with different corrections appear once per prediction with the same file.
-    """
-    from text_recognizer.data.folder import write_labels
-
-    store = Store(db)
-    try:
-        out = Path(out)
-        images = out / "images"
-        images.mkdir(parents=True, exist_ok=True)
-        entries: list[tuple[str, str]] = []
-        for sample in store.corrected_samples():
-            ext = {"jpeg": "jpg"}.get(sample.format, sample.format)
-            name = f"images/{sample.image_sha256}.{ext}"
-            path = out / name
-            if not path.exists():
-                tmp = path.with_suffix(path.suffix + ".tmp")
-                tmp.write_bytes(sample.image)
-                tmp.replace(path)
-            entries.append((name, sample.text))
-        labels = write_labels(out, entries)
-    finally:
-        store.close()
-    print(f"wrote {len(entries)} corrected sample(s) to {labels}")

@@ -30,6 +30,7 @@ from text_recognizer.inference.manifest import (
 )
 from text_recognizer.inference.predictor import Predictor
 from text_recognizer.inference.runtime import OnnxModel
+from text_recognizer.paths import shipped_artifact
 from text_recognizer.staging.calibrate import choose_decoder
 from text_recognizer.staging.export import check_parity, export_onnx, parity_inputs
 from text_recognizer.staging.lm import LM_TEXT, LMConfig, build_lm
@@ -79,13 +80,34 @@ def training_metrics(
     return Metrics(monitor=monitor, best=best, final=final)
 
 
+def check_target(out: Path, replace_shipped: bool) -> None:
+    """Refuse to write over the shipped model (:func:`~text_recognizer.paths.shipped_artifact`) unless
+    ``replace_shipped``: a run with a worse model must not silently replace what ``serve`` answers with.
+
+    Raises:
+        ValueError: ``out`` is the shipped artifact's folder, it exists, and ``replace_shipped`` is false.
+    """
+    shipped = shipped_artifact()
+    if not replace_shipped and shipped.exists() and out.resolve() == shipped.resolve():
+        raise ValueError(
+            f"{out} is the shipped model; stage to another --name (and serve it with TEXT_RECOGNIZER_MODEL), "
+            "or pass --replace-shipped to overwrite it"
+        )
+
+
 def stage_model(
-    source: str, out: Path, tracking_uri: str | None = None, lm_cfg: LMConfig | None = None
+    source: str,
+    out: Path,
+    tracking_uri: str | None = None,
+    lm_cfg: LMConfig | None = None,
+    replace_shipped: bool = False,
 ) -> Path:
     """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``.
 
     A CTC model also gets the character language model of ``lm_cfg`` (default :class:`LMConfig`).
+    ``out`` may be the shipped model's folder only with ``replace_shipped`` (see :func:`check_target`).
     """
+    check_target(out, replace_shipped)
     lm_cfg = lm_cfg or LMConfig()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     tracking_uri = tracking_uri or TrackingConfig.tracking_uri

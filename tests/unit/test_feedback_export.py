@@ -1,0 +1,62 @@
+"""``feedback export``: a page correction becomes one line sample per predicted line, read by the line data
+module at the model's input height; corrections whose lines do not match are counted and listed."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from text_recognizer.data.folder import FolderSource, read_labels
+from text_recognizer.data.modules import DataConfig, EncodedDataset
+from text_recognizer.inference.types import LineResult, Prediction
+from text_recognizer.serving.feedback_export import UNALIGNED_FILE, export_feedback
+from text_recognizer.serving.store import Store
+from text_recognizer.vocab import default_vocab
+
+
+def page_png(lines: list[str], width: int = 200, pitch: int = 40) -> bytes:
+    """Dark text lines on light paper, one every ``pitch`` rows."""
+    img = Image.new("L", (width, pitch * len(lines)), "white")
+    draw = ImageDraw.Draw(img)
+    for i, text in enumerate(lines):
+        draw.text((8, i * pitch + pitch // 3), text, fill="black")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def prediction(texts: list[str], pitch: int = 40) -> Prediction:
+    lines = [LineResult(t, 0.5, (i * pitch, (i + 1) * pitch, 0, 200)) for i, t in enumerate(texts)]
+    return Prediction("\n".join(texts), 0.5, lines, "m-1", 0.01, {"width": 200, "height": pitch * len(texts)})
+
+
+def test_page_correction_exported_as_line_samples(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    store = Store(db)
+    page = page_png(["first line", "second one", "third"])
+    aligned = store.record_prediction(page, prediction(["frst lne", "secnd one", "thrd"]), 1.0, "ui")
+    store.record_feedback(aligned, "first line\nsecond one\n\nthird\n", "wrong_text")  # blank lines ignored
+    too_many = store.record_prediction(page, prediction(["frst lne", "secnd one", "thrd"]), 1.0, "ui")
+    store.record_feedback(too_many, "first line\nsecond\none\nthird", "wrong_text")
+    store.close()
+    out = tmp_path / "corrections"
+    written, unaligned = export_feedback(out, db)
+
+    assert written == 3
+    assert [(u.prediction_id, u.predicted_lines, u.cut_lines, u.corrected_lines) for u in unaligned] == [
+        (too_many, 3, 3, 4)
+    ]
+    listed = [json.loads(line) for line in (out / UNALIGNED_FILE).read_text().splitlines()]
+    assert [u["prediction_id"] for u in listed] == [too_many]
+    labels = read_labels(out)
+    assert [e.text for e in labels] == ["first line", "second one", "third"]
+    source = FolderSource(out)
+    assert all(source[i].image.shape[0] <= 40 for i in range(3))  # one 40-row line band, not the 120-row page
+    height = DataConfig().height
+    ds = EncodedDataset(source, default_vocab(), height, DataConfig().max_width, DataConfig().max_text_len)
+    for i in range(3):
+        image, ids, text = ds[i]
+        assert image.shape[:2] == (1, height) and text == labels[i].text and len(ids) == len(text) + 2
