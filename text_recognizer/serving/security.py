@@ -73,7 +73,9 @@ class FeedbackSigner:
         return hmac.new(self._secret, prediction_id.encode(), hashlib.sha256).hexdigest()
 
     def check(self, prediction_id: str, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(self.token(prediction_id), token)
+        # compare bytes: compare_digest refuses str with non-ASCII characters, which a client may send
+        expected = self.token(prediction_id).encode()
+        return token is not None and hmac.compare_digest(expected, token.encode("utf-8", "replace"))
 
 
 def secret_path(db_url: str) -> Path:

@@ -361,12 +361,20 @@ class Store:
 
         Raises:
             UnknownPrediction: no prediction has this id.
+            StoreUnavailable: the database cannot be read.
         """
-        with self._sessions() as session:
-            row = session.get(PredictionRow, prediction_id)
-            if row is None:
-                raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
-            return row.text
+        try:
+            with self._sessions() as session:
+                row = session.get(PredictionRow, prediction_id)
+                if row is None:
+                    raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
+                return row.text
+        except SQLAlchemyError as e:
+            log.error("monitoring store %s: cannot read a prediction: %s", self._where(), e)
+            cause = type(getattr(e, "orig", None) or e).__name__
+            raise StoreUnavailable(
+                f"the monitoring store cannot read the prediction right now ({cause}); retry later"
+            ) from e
 
     def record_feedback(self, prediction_id: str, corrected_text: str | None, reason: str) -> int:
         """Store a flag; returns its id.
