@@ -94,3 +94,17 @@ def test_too_few_families_fail_the_fetch(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(assets, "_fetch_font", fake_font)
     with pytest.warns(UserWarning, match="font packages failed"), pytest.raises(FetchError, match="only 0"):
         fetch_assets()
+
+
+def test_a_font_index_from_an_older_version_says_how_to_fetch_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEXT_RECOGNIZER_HOME", str(tmp_path))
+    (tmp_path / "fonts").mkdir()
+    old = {"family": "caveat", "file": "caveat/x.ttf", "weight": "400Regular", "package": "p", "version": "1"}
+    (tmp_path / "fonts" / assets.LICENSES_FILE).write_text(
+        json.dumps([{**old, "license": "OFL-1.1", "copyright": "c"}])
+    )
+    with pytest.raises(MissingAssetsError, match="older version") as err:
+        list_font_families()
+    assert "text-recognizer data fetch" in str(err.value)

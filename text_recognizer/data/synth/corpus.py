@@ -203,19 +203,19 @@ def prepare_corpus(raw: dict[str, Path], out: Path) -> None:
     also occurs in training is cut out, and the speech continues as separate documents around the cut.
     Writes ``out`` as JSON lines ``{"id", "source", "split", "text"}``.
     """
-    docs = [
-        (f"{source}:{doc_id}" if source != "sotu" else doc_id, source, clean_text(text))
+    ids_texts = [
+        (f"{source}:{doc_id}" if source != "sotu" else doc_id, source, text)  # speech ids as before
         for source, path in raw.items()
         for doc_id, text in _read_raw(path)
     ]
-    docs3 = [(doc_id, source, split_of(doc_id), text) for doc_id, source, text in docs]
+    docs = [(doc_id, source, split_of(doc_id), clean_text(text)) for doc_id, source, text in ids_texts]
     seen: set[int] = set()
-    for _, _, split, text in docs3:
+    for _, _, split, text in docs:
         if split == "train":
             seen.update(_keys(text.split(" ")))
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
-        for doc_id, source, split, text in docs3:
+        for doc_id, source, split, text in docs:
             parts = [text] if split == "train" else _unshared_runs(text.split(" "), seen)
             for k, part in enumerate(parts):
                 if len(part) > _WINDOW:

@@ -6,19 +6,13 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 from PIL import ImageFont
 
-from text_recognizer.data.synth.assets import LICENSES_FILE, MIN_FAMILIES, MissingAssetsError
+from text_recognizer.data.synth.assets import LICENSES_FILE, MIN_FAMILIES, FontRecord, MissingAssetsError
 from text_recognizer.paths import fonts_dir
-
-#: Size at which a font's x-height is measured, to render every font at a comparable letter size.
-_PROBE_SIZE = 100
-#: Lowercase letters without ascenders, whose median height above the baseline is the x-height.
-_X_LETTERS = "xacemnorsuvwz"
 
 
 @dataclass(frozen=True)
@@ -29,26 +23,31 @@ class FontSpec:
         family: npm family name, e.g. ``"indie-flower"``.
         path: the TTF file.
         x_height: height of a lowercase ``x`` in pixels per pixel of font size (0.2 to 0.6 for these fonts).
-        stroke: median stroke width in x-heights (from the font rule at fetch time).
+        stroke: median stroke width in x-heights.
         joined: whether the font joins its letters (cursive).
+
+    All three were measured by the font rule (:mod:`~text_recognizer.data.synth.font_quality`) at fetch time.
     """
 
     family: str
     path: Path
     x_height: float
-    stroke: float = 0.15
-    joined: bool = False
+    stroke: float
+    joined: bool
 
 
-def _records() -> list[dict[str, Any]]:
+def _records() -> list[FontRecord]:
     index = fonts_dir() / LICENSES_FILE
     if not index.exists():
         raise MissingAssetsError(f"No handwriting fonts found in {fonts_dir()}")
-    records: list[dict[str, Any]] = json.loads(index.read_text())
-    present = [r for r in records if (fonts_dir() / r["file"]).exists()]
-    if len({r["family"] for r in present}) < MIN_FAMILIES:
+    try:
+        records = [FontRecord(**r) for r in json.loads(index.read_text())]
+    except (ValueError, TypeError) as e:
+        raise MissingAssetsError(f"The font index {index} was written by an older version ({e})") from e
+    present = [r for r in records if (fonts_dir() / r.file).exists()]
+    if len({r.family for r in present}) < MIN_FAMILIES:
         raise MissingAssetsError(
-            f"Only {len({r['family'] for r in present})} font families in {fonts_dir()} (need {MIN_FAMILIES})"
+            f"Only {len({r.family for r in present})} font families in {fonts_dir()} (need {MIN_FAMILIES})"
         )
     return present
 
@@ -59,25 +58,15 @@ def list_font_families() -> list[str]:
     Raises:
         MissingAssetsError: the fonts were not fetched (the message says how to fetch them).
     """
-    return sorted({r["family"] for r in _records()})
-
-
-def _x_height(path: Path) -> float:
-    font = ImageFont.truetype(str(path), _PROBE_SIZE)
-    heights = [max(1, -font.getbbox(c, anchor="ls")[1]) for c in _X_LETTERS]
-    return float(np.median(heights)) / _PROBE_SIZE
+    return sorted({r.family for r in _records()})
 
 
 @lru_cache(maxsize=1)
 def list_fonts() -> tuple[FontSpec, ...]:
-    """Every available font file with its measured x-height (loaded once per process)."""
+    """Every available font file with what the font rule measured (read once per process)."""
     return tuple(
         FontSpec(
-            family=r["family"],
-            path=fonts_dir() / r["file"],
-            x_height=_x_height(fonts_dir() / r["file"]),
-            stroke=float(r.get("stroke", 0.15)),
-            joined=bool(r.get("joined", False)),
+            family=r.family, path=fonts_dir() / r.file, x_height=r.x_height, stroke=r.stroke, joined=r.joined
         )
         for r in _records()
     )
@@ -108,6 +97,7 @@ class Glyph:
 
 #: Supersampling factor of thinned glyphs: eroding at 3x size thins a stroke by 2/3 px a step.
 THIN_SUPERSAMPLE = 3
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)  # cv2.MORPH_CROSS, 3 x 3
 
 
 @lru_cache(maxsize=200_000)
@@ -133,9 +123,9 @@ def glyph(path: Path, size: int, char: str, thin: int = 0) -> Glyph:
     big = glyph(path, size * s, char)
     pad = s
     m = np.pad(big.mask, pad)
-    thinned = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)), iterations=thin)
+    thinned = cv2.erode(m, _CROSS, iterations=thin)
     if thinned.max() < 128:  # eroded away: keep the finest stroke that survives
-        thinned = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)), iterations=1)
+        thinned = cv2.erode(m, _CROSS, iterations=1)
     # align the supersampled grid so that the origin stays on a pixel corner
     left0, top0 = big.left - pad, big.top - pad
     ox, oy = left0 % s, top0 % s

@@ -53,9 +53,8 @@ class RenderConfig:
     pen_lift_rate: Range = (0.0, 0.04)  # gaps cut into strokes, per character
     retouch_rate: Range = (0.0, 0.03)  # characters gone over twice, slightly offset, per character
     # hand
-    p_thin_pen: float = (
-        0.35  # chance of a fine, even pen (ordinary ballpoint): strokes thinned to thin_stroke
-    )
+    # chance of a fine, even pen (an ordinary ballpoint): strokes thinned to thin_stroke
+    p_thin_pen: float = 0.35
     thin_stroke: Range = (0.07, 0.12)  # its stroke width in x-heights
     p_thicker: float = 0.25  # chance of a broader pen (strokes dilated)
     p_thinner: float = 0.1  # chance of a finer pen (strokes eroded; only for large enough text)
@@ -286,7 +285,8 @@ def _vary_glyph(mask: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, int, 
 
 
 def _stamp(canvas: np.ndarray, mask: np.ndarray, r: int, c: int) -> None:
-    """Draw uint8 ``mask`` onto ``canvas`` with its top-left at row ``r``, column ``c`` (max of the two)."""
+    """Draw ``mask`` onto ``canvas`` (same dtype) with its top-left at row ``r``, column ``c`` (the max of the
+    two), clipped to the canvas."""
     H, W = canvas.shape
     h, wd = mask.shape
     r0, c0 = max(r, 0), max(c, 0)
@@ -624,9 +624,6 @@ def render_paragraph(
     W = max(int(x) + li.ink.shape[1] for x, li in zip(lefts, inks, strict=True))
     page = np.zeros((H, W), np.float32)
     for t, x, li in zip(tops, lefts, inks, strict=True):
-        r, c = t + y0, int(x)
-        h, wd = li.ink.shape
-        region = page[r : r + h, c : c + wd]
-        np.maximum(region, li.ink, out=region)
+        _stamp(page, li.ink, t + y0, int(x))
     ink, rows = _crop_pad(page, [b + y0 for b in baselines], xh, rng, cfg)
     return _photograph(ink, rows, xh, rng, cfg)
