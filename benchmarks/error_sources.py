@@ -2,12 +2,13 @@
 
     python -m benchmarks.error_sources [--model DIR] [--pages 30] [--seed 1]
 
-Reads ``../shared/real-handwriting/`` (both scales, when present) and synthetic test paragraphs (rendered
-here with a fixed seed), and aligns each page's predicted lines with its true lines by text: a dynamic
-programme over the two line sequences whose moves are one predicted line for one true line (a *match*),
-one predicted line for two true lines (*merged*), two predicted lines for one true line (*split*), a true line
-with no predicted line (*dropped*) and a predicted line with no true line (*spurious*), each costing the
-edit distance of the texts it pairs. No line boxes are needed, so the same measure works on any labelled page.
+Reads every labelled folder of ``../shared/real-handwriting/`` (both scales, when present) and synthetic
+test paragraphs (rendered here with a fixed seed), and aligns each page's predicted lines with its true
+lines by text: a dynamic programme over the two line sequences whose moves are one predicted line for one
+true line (a *match*), one predicted line for two true lines (*merged*), two predicted lines for one true
+line (*split*), a true line with no predicted line (*dropped*) and a predicted line with no true line
+(*spurious*), each costing the edit distance of the texts it pairs. No line boxes are needed, so the same
+measure works on any labelled page.
 
 Printed per data set: true lines, predicted lines, the counts of each move, the page CER, the CER of the
 matched lines alone (recognition), and the share of the page's character errors that the segmentation moves
@@ -24,13 +25,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.run_all import REAL_HANDWRITING, real_sets
 from text_recognizer.data.folder import read_labels
 from text_recognizer.data.synth.dataset import SynthSource
 from text_recognizer.inference.predictor import load_predictor
 from text_recognizer.metrics import edit_distance
-from text_recognizer.paths import repo_root
 
-REAL = repo_root().parent / "shared" / "real-handwriting"
 MOVES = ("match", "merged", "split", "dropped", "spurious")
 
 
@@ -99,12 +99,14 @@ def align(predicted: list[str], truth: list[str]) -> Alignment:
     return result
 
 
-def pages(name: str, n_synthetic: int, seed: int) -> list[tuple[np.ndarray | Path, str]]:
-    """``(image or path, text)`` of one data set."""
-    if name == "synthetic test paragraphs":
-        source = SynthSource(kind="paragraph", split="test", size=n_synthetic, seed=seed)
-        return [(s.image, s.text) for s in (source[i] for i in range(len(source)))]
-    folder = REAL / name
+def synthetic_pages(n: int, seed: int) -> list[tuple[np.ndarray | Path, str]]:
+    """``(image, text)`` of ``n`` synthetic test paragraphs, rendered in memory."""
+    source = SynthSource(kind="paragraph", split="test", size=n, seed=seed)
+    return [(s.image, s.text) for s in (source[i] for i in range(len(source)))]
+
+
+def folder_pages(folder: Path) -> list[tuple[np.ndarray | Path, str]]:
+    """``(path, text)`` of every page of a ``labels.jsonl`` folder."""
     return [(folder / rec.image, rec.text) for rec in read_labels(folder)]
 
 
@@ -117,13 +119,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     predictor = load_predictor(args.model)
-    sets = [d for d in ("iam-paragraphs", "iam-paragraphs-2x") if (REAL / d / "labels.jsonl").exists()]
+    sets = {ds.name: folder_pages(ds.path) for ds in real_sets(REAL_HANDWRITING, None)}
     if not sets:
-        print(f"no real handwriting at {REAL}: synthetic pages only")
+        print(f"no real handwriting at {REAL_HANDWRITING}: synthetic pages only")
+    sets["synthetic test paragraphs"] = synthetic_pages(args.pages, args.seed)
     table: dict[str, dict[str, float]] = {}
-    for name in [*sets, "synthetic test paragraphs"]:
+    for name, data in sets.items():
         total = Alignment()
-        for image, text in tqdm(pages(name, args.pages, args.seed), desc=name, leave=False):
+        for image, text in tqdm(data, desc=name, leave=False):
             prediction = predictor.predict(image)
             total.add(align([ln.text for ln in prediction.lines], text.split("\n")))
         row = {k: float(v) for k, v in asdict(total).items()}

@@ -34,6 +34,8 @@ from text_recognizer.paths import default_artifact, repo_root
 REPO = repo_root()
 CACHE = REPO / ".cache" / "bench"
 WORKER = Path(__file__).with_name("reader_worker.py")
+#: Real handwriting for measuring only, beside the checkout (never copied into it)
+REAL_HANDWRITING = REPO.parent / "shared" / "real-handwriting"
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def main() -> None:
     parser.add_argument(
         "--real",
         type=Path,
-        default=REPO.parent / "shared" / "real-handwriting",
+        default=REAL_HANDWRITING,
         help="folder of real-handwriting labels.jsonl folders, read in place",
     )
     parser.add_argument("--duration", type=float, help="seconds of API load per client count (default 60)")
