@@ -163,12 +163,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         run_dir = Path(cfg.trainer.checkpoint_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = make_logger(cfg.tracking, run_dir.name)
     best = ModelCheckpoint(
-        dirpath=run_dir,
-        filename="best",
-        monitor=cfg.trainer.monitor,
-        mode="min",
-        save_last=True,
-        save_top_k=1,
+        dirpath=run_dir, filename="best", monitor=cfg.trainer.monitor, mode="min", save_top_k=1
+    )
+    # last.ckpt after every epoch, whatever the metric did: Lightning's save_last=True writes it only on
+    # epochs that improved the monitored metric (and once more at the end), so a run killed after epochs
+    # without improvement would resume from an older one
+    last = ModelCheckpoint(
+        dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     t = cfg.trainer
     trainer = L.Trainer(
@@ -187,6 +188,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         # a plain tqdm bar when logging to a file, so that progress shows in the log
         callbacks=[
             best,
+            last,
             LearningRateMonitor("step"),
             SampleTable(),
             *([] if sys.stderr.isatty() else [TQDMProgressBar(refresh_rate=50)]),
