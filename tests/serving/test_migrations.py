@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +163,25 @@ def test_db_upgrade_command_creates_the_schema(any_db_url: str) -> None:
     assert revision(any_db_url) == "0001"
     again = CliRunner().invoke(app, ["db", "upgrade", "--db", any_db_url])
     assert again.exit_code == 0 and "(was" not in again.output
+
+
+@pytest.mark.slow  # four interpreters importing SQLAlchemy and Alembic: about 30 s on 2 busy cores
+def test_processes_opening_a_new_sqlite_file_together_all_start(tmp_path: Path) -> None:
+    """``serve --workers N`` on a brand-new file: every worker opens the store at once; none may fail on a
+    table another created first."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys, time\n"
+        "from text_recognizer.serving.store import Store\n"
+        "while time.time() < float(sys.argv[2]): pass\n"  # start together
+        "Store(sys.argv[1]).close()\n"
+    )
+    start_at = str(time.time() + 4.0)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url, start_at], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode()[-1500:] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    with create_engine(url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1

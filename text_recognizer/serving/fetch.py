@@ -210,7 +210,7 @@ def _get(
             raise DownloadFailed(f"image_url answered HTTP {response.status_code}, expected 200")
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-            raise DownloadTooLarge(f"image_url is {declared} bytes; the limit is {limits.max_bytes}")
+            raise DownloadTooLarge(f"image_url is {declared} bytes; the limit is {limits.max_bytes} bytes")
         return _read_capped(response, limits, deadline)
     finally:
         response.close()

@@ -83,9 +83,29 @@ def schema_state(connection: Connection, script_location: Path = MIGRATIONS) -> 
 
 
 @contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<database>.migrate-lock`` for a SQLite file: processes started together
+    (``serve --workers N`` on a new file) migrate one after the other, the later ones finding it at head.
+    SQLite's own write lock does not cover the schema check before the first ``CREATE TABLE``."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A connection holding the migration lock (PostgreSQL advisory lock; SQLite locks on write)."""
-    with engine.connect() as connection:
+    """A connection holding the migration lock (PostgreSQL advisory lock; a file lock for SQLite)."""
+    with _sqlite_file_lock(engine), engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
             connection.commit()
