@@ -49,6 +49,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     insert,
     make_url,
@@ -385,6 +386,21 @@ class Store:
             session.add(row)
             session.flush()
             return row.id
+
+    def delete_older_than(self, cutoff: datetime) -> tuple[int, int, int]:
+        """Delete the predictions made before ``cutoff`` (aware), their feedback, and the images no remaining
+        prediction uses, in one transaction. Returns ``(predictions, feedback, images)`` deleted.
+
+        Raises:
+            StoreUnavailable: the database cannot be written; nothing was deleted.
+        """
+        old = select(PredictionRow.id).where(PredictionRow.created_at < cutoff)
+        with self._guard("delete old records"), self._sessions.begin() as session:
+            feedback = session.execute(delete(FeedbackRow).where(FeedbackRow.prediction_id.in_(old)))
+            predictions = session.execute(delete(PredictionRow).where(PredictionRow.created_at < cutoff))
+            used = select(PredictionRow.image_sha256)
+            images = session.execute(delete(ImageRow).where(ImageRow.sha256.not_in(used)))
+        return predictions.rowcount, feedback.rowcount, images.rowcount  # type: ignore[attr-defined]
 
     def predictions(self, since: datetime | None = None) -> list[PredictionRecord]:
         """All predictions (oldest first), or those since ``since``, with whether each was flagged."""

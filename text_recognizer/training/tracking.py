@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -73,6 +75,69 @@ def make_logger(cfg: TrackingConfig, run_name: str) -> Logger:
     if cfg.backend == "csv":
         return CSVLogger("runs/csv", name=cfg.experiment)
     raise ValueError(f"unknown tracking backend {cfg.backend!r}: expected mlflow, wandb or csv")
+
+
+#: run tags naming the training process, so a later start can tell a killed run from one still going
+HOST_TAG, PID_TAG, PID_START_TAG = "process.host", "process.pid", "process.start"
+
+
+def _process_start(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot, from ``/proc``; "" where there is no ``/proc``), so a
+    reused pid is not taken for the training process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def tag_process(logger: Logger) -> None:
+    """Tag an MLflow run with this process's host, pid and start time (other backends: nothing)."""
+    if not isinstance(logger, MLFlowLogger) or logger.run_id is None:
+        return
+    pid = os.getpid()
+    for key, value in (
+        (HOST_TAG, socket.gethostname()),
+        (PID_TAG, str(pid)),
+        (PID_START_TAG, _process_start(pid)),
+    ):
+        logger.experiment.set_tag(logger.run_id, key, value)
+
+
+def _alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    return not started or _process_start(pid) == started
+
+
+def mark_killed_runs(cfg: TrackingConfig) -> list[str]:
+    """Mark KILLED the runs left RUNNING in the MLflow store by a training process of this host that is gone
+    (``kill -9``, a crash, a power cut: nothing could end them). Runs of other hosts, runs whose process is
+    alive, and runs without the process tags are left alone. Returns the run ids marked."""
+    if cfg.backend != "mlflow":
+        return []
+    client = _client(cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        return []
+    host = socket.gethostname()
+    marked = []
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        pid = tags.get(PID_TAG, "")
+        if tags.get(HOST_TAG) != host or not pid.isdigit() or _alive(int(pid), tags.get(PID_START_TAG, "")):
+            continue
+        client.set_terminated(run.info.run_id, status="KILLED")
+        marked.append(run.info.run_id)
+        log.warning(
+            "run %s (%s) was left RUNNING by a process that is gone: marked KILLED",
+            run.info.run_id,
+            run.info.run_name,
+        )
+    return marked
 
 
 def samples_sheet(samples: list[tuple[Any, str, str]]) -> Image.Image:

@@ -17,12 +17,20 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from text_recognizer.data.modules import DataConfig, TextDataModule
 from text_recognizer.models.resnet_transformer import ModelConfig
 from text_recognizer.training.config_check import check_section, coerce, unknown_key_error
 from text_recognizer.training.lit_module import LitRecognizer, OptimConfig
-from text_recognizer.training.tracking import SampleTable, TrackingConfig, make_logger, record_run
+from text_recognizer.training.tracking import (
+    SampleTable,
+    TrackingConfig,
+    make_logger,
+    mark_killed_runs,
+    record_run,
+    tag_process,
+)
 from text_recognizer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,9 @@ class TrainerConfig:
     limit_val_batches: float | int | None = None
     num_threads: int = 0
     checkpoint_dir: str = "runs/checkpoints"
+    #: also write last.ckpt every N optimizer steps (0: only at epoch ends), so a run killed in its first
+    #: epoch resumes with ``--resume last`` from its last N-step mark; SIGTERM always writes one first
+    checkpoint_every_n_steps: int = 100
     test_after_fit: bool = True
 
 
@@ -162,6 +173,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     else:
         run_dir = Path(cfg.trainer.checkpoint_dir) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = make_logger(cfg.tracking, run_dir.name)
+    mark_killed_runs(cfg.tracking)
     best = ModelCheckpoint(
         dirpath=run_dir, filename="best", monitor=cfg.trainer.monitor, mode="min", save_top_k=1
     )
@@ -172,6 +184,20 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
     t = cfg.trainer
+    steps = (
+        [
+            ModelCheckpoint(
+                dirpath=run_dir,
+                filename="last",
+                monitor=None,
+                save_top_k=1,
+                enable_version_counter=False,
+                every_n_train_steps=t.checkpoint_every_n_steps,
+            )
+        ]
+        if t.checkpoint_every_n_steps > 0
+        else []
+    )
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         max_time=t.max_time,
@@ -189,6 +215,8 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         callbacks=[
             best,
             last,
+            *steps,
+            SaveOnSigterm(run_dir / "last.ckpt"),
             LearningRateMonitor("step"),
             SampleTable(),
             *([] if sys.stderr.isatty() else [TQDMProgressBar(refresh_rate=50)]),
@@ -197,8 +225,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         num_sanity_val_steps=1,
     )
     logger.log_hyperparams(full)
+    tag_process(logger)
     started = time.time()
-    trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(lit, datamodule=dm, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        print(f"stopped by SIGTERM; resume with --resume last (or --resume {run_dir / 'last.ckpt'})")
+        raise SystemExit(128 + 15) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     metrics["train_minutes"] = (time.time() - started) / 60
     if t.test_after_fit and best.best_model_path:
@@ -214,6 +247,21 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     log.info("training done: %s", out)
     print(out)
     return out
+
+
+class SaveOnSigterm(L.Callback):
+    """On SIGTERM (a scheduler's or container's stop), write ``path`` before the process exits: Lightning
+    turns the signal into :class:`SIGTERMException` after the current batch, so the state is whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
+            log.warning("SIGTERM: checkpoint at step %d written to %s", trainer.global_step, self.path)
 
 
 def _find_resume(resume: str, cfg: TrainConfig) -> str:
