@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TEXT_RECOGNIZER_HOME ?= $(HOME)/.cache/text-recognizer
 
-.PHONY: run test test-all lint format fonts e2e-setup postgres-setup train stage bench bench-peers mlflow-ui clean help
+.PHONY: run test test-all lint format fonts e2e-setup postgres-setup train stage bench bench-peers soak mlflow-ui clean help
 
 help:
 	@echo "make run      set up and start the API + web page with the shipped model (http://$(HOST):$(PORT))"
@@ -72,6 +72,11 @@ bench-peers:
 
 bench: $(VENV)/.stamp-dev fonts bench-peers
 	$(BIN)/python -m benchmarks.run_all
+
+# the server under mixed hostile and legitimate load on loopback, bounded (make soak SOAK_SECONDS=60: shorter)
+SOAK_SECONDS ?= 120
+soak: $(VENV)/.stamp-dev
+	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS)
 
 # full mlflow (the UI) is installed once; MLFLOW_PORT=5001 make mlflow-ui for another port
 MLFLOW_PORT ?= 5000

@@ -231,6 +231,30 @@ def db_upgrade(
     upgrade_url(db)
 
 
+@db_app.command("prune")
+def db_prune(
+    days: Annotated[float, typer.Option(help="Delete what is older than this many days.")],
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
+    cache: Annotated[bool, typer.Option(help="Also prune the web page's upload cache.")] = True,
+) -> None:
+    """Apply the retention once (what TEXT_RECOGNIZER_RETENTION_DAYS does hourly in a running server)."""
+    from text_recognizer.serving.retention import apply_retention
+    from text_recognizer.serving.settings import ServingSettings
+    from text_recognizer.serving.store import Store, StoreOptions
+
+    settings = ServingSettings.from_env(db=db)
+    store = Store(settings.db, StoreOptions.from_settings(settings))
+    folder = None
+    if cache:
+        from text_recognizer.serving.ui import upload_folder
+
+        folder = upload_folder()
+    try:
+        print(apply_retention(store, days, folder))
+    finally:
+        store.close()
+
+
 #: top-level module -> the extra that installs it, for the one-line "missing extra" message
 EXTRA_OF_MODULE = {
     **dict.fromkeys(["torch", "lightning", "torchmetrics", "mlflow", "onnx", "onnxscript", "cv2"], "train"),

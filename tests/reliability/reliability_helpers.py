@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -154,3 +155,48 @@ def lost_writes(db_url: str, acked: Acknowledged) -> tuple[set[str], list[tuple[
     engine.dispose()
     lost = [(fid, pid, t) for fid, pid, t in acked.feedback if feedback.get(fid) != (pid, t)]
     return set(acked.predictions) - predictions, lost
+
+
+#: an image carrying this text (in a PNG text chunk) makes :class:`SpinningPredictor` spin forever
+SPIN_MARKER = "spin-until-killed"
+
+
+class SpinningPredictor:
+    """The real predictor, except that an image carrying :data:`SPIN_MARKER` keeps a CPU busy forever."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def model_version(self) -> str:
+        return str(self.inner.model_version)
+
+    def predict(self, image: bytes) -> Any:
+        if SPIN_MARKER.encode() in image:
+            while True:
+                pass
+        return self.inner.predict(image)
+
+
+def spinning_predictor(model: Path) -> SpinningPredictor:
+    """A worker's predictor factory (module level, so a spawned process can unpickle it)."""
+    from text_recognizer.inference.predictor import load_predictor
+
+    return SpinningPredictor(load_predictor(model, threads=1))
+
+
+def spinning_png() -> bytes:
+    """A valid line image whose PNG text chunk carries :data:`SPIN_MARKER`."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("comment", SPIN_MARKER)
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(text_line_png())).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -8,7 +8,8 @@ Routes: ``POST /predict`` (JSON, or the raw image file with an ``image/*`` conte
 (:mod:`text_recognizer.serving.request_log`) and carries an ``x-request-id`` header back.
 
 Concurrency: routes are async; blocking work (download, decoding, store writes) runs in Starlette's thread
-pool and predictions on the bounded pool of :class:`~text_recognizer.serving.core.RecognitionService`. For
+pool and predictions on the bounded pool of :class:`~text_recognizer.serving.core.RecognitionService` (worker
+processes by default, so a prediction past its deadline is stopped). For
 more than one process, ``run_server(workers=N)`` starts N uvicorn workers, each with its own model and store,
 and one Prometheus multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``) so ``/metrics`` counts them all.
 """
@@ -25,6 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,7 @@ from text_recognizer.serving.errors import (
 )
 from text_recognizer.serving.metrics import Metrics
 from text_recognizer.serving.request_log import log_request
+from text_recognizer.serving.retention import RetentionTask
 from text_recognizer.serving.schemas import (
     ErrorResponse,
     FeedbackRequest,
@@ -308,6 +311,30 @@ def private_paths(settings: ServingSettings) -> list[Path]:
     return [home()] + ([Path(database).parent] if database and database != ":memory:" else [])
 
 
+def open_predictor(settings: ServingSettings) -> PredictorLike:
+    """The staged model of ``settings``: in worker processes (``predict_in_processes``) or in this one."""
+    from text_recognizer.inference.predictor import load_predictor
+
+    if not settings.predict_in_processes:
+        return load_predictor(settings.model)
+    from text_recognizer.serving.workers import WorkerPool, worker_threads
+
+    size = settings.max_concurrency
+    return WorkerPool(partial(load_predictor, settings.model, threads=worker_threads(size)), size)
+
+
+def _start_retention(settings: ServingSettings, store: Store) -> RetentionTask | None:
+    """The hourly retention pass (first one now) when ``retention_days`` is set; the page's cache with it."""
+    if settings.retention_days is None:
+        return None
+    cache = None
+    if settings.ui:
+        from text_recognizer.serving.ui import upload_folder
+
+        cache = upload_folder()
+    return RetentionTask(store, settings.retention_days, cache)
+
+
 def create_app(settings: ServingSettings | None = None, predictor: PredictorLike | None = None) -> FastAPI:
     """Build the app. The model (``predictor``, or the artifact in ``settings.model``) and the store are
     opened in the lifespan, once per process, and closed at shutdown."""
@@ -316,18 +343,16 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if predictor is None:
-            from text_recognizer.inference.predictor import load_predictor
-
-            model: PredictorLike = await run_in_threadpool(load_predictor, settings.model)
-        else:
-            model = predictor
+        model = predictor or await run_in_threadpool(open_predictor, settings)
         store = await run_in_threadpool(Store, settings.db, StoreOptions.from_settings(settings))
         app.state.service = RecognitionService(model, store, settings)
         log.info("serving model %s, store %s", model.model_version, store.engine.url.render_as_string())
+        retention = _start_retention(settings, store)
         try:
             yield
         finally:
+            if retention is not None:
+                retention.stop()
             app.state.service.close()
 
     app = FastAPI(

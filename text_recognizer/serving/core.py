@@ -4,11 +4,13 @@ Limits applied here, in order: encoded size (before decoding base64), decoded si
 count (read from the header, so a decompression bomb is refused before it is decoded), then prediction time.
 Every refusal is a :class:`~text_recognizer.serving.errors.ServingError` with its own 4xx status and code.
 
-Concurrency: one predictor (one ONNX Runtime session, which is thread-safe) serves every request of the
-process. Predictions run on a pool of ``max_concurrency`` threads; at most ``max_queue`` more may wait, the
-rest are refused at once with ``503 overloaded``. A prediction that passes ``predict_timeout_s`` answers
-``503 prediction_timeout``; its thread keeps its pool slot until it really ends, so the bound always holds.
-A prediction the store cannot record answers ``503 store_unavailable``, never a 200 with an unstored id.
+Concurrency: predictions run on a pool of ``max_concurrency`` threads; at most ``max_queue`` more may wait,
+the rest are refused at once with ``503 overloaded``. Each thread either calls the one in-process predictor
+(one ONNX Runtime session, which is thread-safe) or hands the image to a worker process of a
+:class:`~text_recognizer.serving.workers.WorkerPool`. A prediction that passes ``predict_timeout_s`` (queueing
+included) answers ``503 prediction_timeout``: in a worker process, the worker is killed, so the work stops;
+in-process, its thread keeps its pool slot until it really ends, so the bound always holds. A prediction the
+store cannot record answers ``503 store_unavailable``, never a 200 with an unstored id.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from text_recognizer.serving.errors import (
     NotAnImage,
     Overloaded,
     PayloadTooLarge,
+    PredictionFailed,
     PredictionTimeout,
     ServingError,
     TooManyPixels,
@@ -53,8 +56,12 @@ from text_recognizer.serving.schemas import (
 from text_recognizer.serving.security import FeedbackSigner, load_secret
 from text_recognizer.serving.settings import ServingSettings
 from text_recognizer.serving.store import Store, StoreOptions
+from text_recognizer.serving.workers import DeadlineExceeded, WorkerCrashed, WorkerPool
 
 log = logging.getLogger(__name__)
+
+#: how much longer than its deadline a request waits for a worker process that is being killed
+KILL_GRACE_S = 2.0
 
 #: Pillow formats accepted from users; others (EPS, PDF, exotic decoders) are refused before decoding.
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
@@ -170,6 +177,8 @@ class RecognitionService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self.predictor, WorkerPool):
+            self.predictor.close()
         self.store.close()
 
     def image_bytes(self, request: PredictRequest) -> bytes:
@@ -200,22 +209,31 @@ class RecognitionService:
         return PredictResponse.build(pred, latency_ms, pid, self.signer.token(pid))
 
     def _run_model(self, data: bytes) -> Prediction:
+        timeout = self.settings.predict_timeout_s
         if not self._slots.acquire(blocking=False):
             raise Overloaded("the server is busy; retry in a moment")
         try:
-            future: Future[Prediction] = self._executor.submit(self.predictor.predict, data)
+            if isinstance(self.predictor, WorkerPool):  # the pool itself stops the work at the deadline
+                deadline = time.monotonic() + timeout
+                future: Future[Prediction] = self._executor.submit(self.predictor.predict, data, deadline)
+                wait = timeout + KILL_GRACE_S
+            else:
+                future = self._executor.submit(self.predictor.predict, data)
+                wait = timeout
         except BaseException:
             self._slots.release()
             raise
         future.add_done_callback(lambda _: self._slots.release())
         try:
-            return future.result(timeout=self.settings.predict_timeout_s)
-        except FutureTimeout as e:
+            return future.result(timeout=wait)
+        except (FutureTimeout, DeadlineExceeded) as e:
             future.cancel()
             raise PredictionTimeout(
-                f"the prediction took longer than {self.settings.predict_timeout_s:g} s; the server may be "
+                f"the prediction took longer than {timeout:g} s and was stopped; the server may be "
                 "busy, or send a smaller image cropped to the text"
             ) from e
+        except WorkerCrashed as e:
+            raise PredictionFailed("the prediction stopped unexpectedly; retry in a moment") from e
         except CancelledError as e:
             raise Overloaded("the server is shutting down; retry in a moment") from e
         except ImageError as e:
@@ -256,7 +274,8 @@ class RecognitionService:
 
 def build_service(settings: ServingSettings) -> RecognitionService:
     """Load the staged model and open the store named by ``settings`` (the slow part of a cold start), for
-    a container that serves one request at a time (Lambda): the store keeps one connection, reused."""
+    a container that serves one request at a time (Lambda): the store keeps one connection, reused. The
+    model runs in-process (no worker pool): Lambda's own function timeout stops a runaway invocation."""
     from text_recognizer.inference.predictor import load_predictor
 
     predictor = load_predictor(settings.model)

@@ -105,6 +105,10 @@ class PredictionTimeout(ServingError):
     status, code = 503, "prediction_timeout"
 
 
+class PredictionFailed(ServingError):
+    status, code = 503, "prediction_failed"
+
+
 class StoreUnavailable(ServingError):
     """The monitoring store cannot be written (database down, file read-only, deleted or disk full)."""
 

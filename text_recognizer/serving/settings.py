@@ -33,8 +33,14 @@ class ServingSettings:
         max_request_bytes: largest HTTP request body accepted (base64 adds a third to the image size).
         max_image_bytes: largest image file accepted, decoded or downloaded.
         max_pixels: largest image (width x height) accepted, checked from the header before decoding.
-        predict_timeout_s: longest a prediction may take before the request gets an error.
-        max_concurrency: predictions run at the same time in one process (threads sharing one ONNX session).
+        predict_timeout_s: the per-request deadline of a prediction (waiting for a free worker included):
+            past it the request gets ``503 prediction_timeout`` and, with ``predict_in_processes``, the work
+            is stopped (its worker process killed and replaced).
+        predict_in_processes: run predictions in ``max_concurrency`` worker processes, each with its own copy
+            of the model, so a prediction past its deadline can be killed. Off: threads of the server
+            process sharing one model (less memory, but a timed-out prediction runs on to its end). The
+            Lambda handler always predicts in-process: Lambda's own timeout stops the container.
+        max_concurrency: predictions run at the same time in one process (worker processes, or threads).
         max_queue: predictions allowed to wait for a free thread; more get ``503 overloaded`` at once.
         allow_private_urls: let ``image_url`` reach private and loopback addresses (tests, trusted networks).
             Link-local (cloud metadata), multicast, reserved and unspecified addresses are always refused.
@@ -49,6 +55,8 @@ class ServingSettings:
         api_key: when set, ``/predict*`` and ``/feedback`` need it (``Authorization: Bearer <key>`` or
             ``X-API-Key``) and the page asks for it at a login form. Off by default; set it on any public
             deployment.
+        retention_days: delete predictions, their feedback and images older than this many days from the
+            store, and older files from the page's upload cache, at start and hourly; None: keep everything.
         secret: key of the feedback tokens (HMAC); None: a random one kept beside the database.
     """
 
@@ -58,7 +66,8 @@ class ServingSettings:
     max_request_bytes: int = 16 * 2**20
     max_image_bytes: int = 10 * 2**20
     max_pixels: int = MAX_PIXELS
-    predict_timeout_s: float = 30.0
+    predict_timeout_s: float = 10.0
+    predict_in_processes: bool = True
     max_concurrency: int = 2
     max_queue: int = 32
     allow_private_urls: bool = False
@@ -69,6 +78,7 @@ class ServingSettings:
     db_connect_timeout_s: float = 5.0
     db_statement_timeout_s: float = 15.0
     api_key: str | None = None
+    retention_days: float | None = None
     secret: str | None = None
 
     @classmethod
