@@ -214,11 +214,14 @@ def monitor(
 def feedback_export(
     out: Annotated[Path, typer.Option(help="labels.jsonl folder to write.")],
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
+    confirmed: Annotated[
+        bool, typer.Option(help="Also write lines left as predicted (confirmed correct) to OUT/confirmed/.")
+    ] = False,
 ) -> None:
     """Write user corrections as line samples in a labels.jsonl folder that training reads directly."""
     from text_recognizer.serving.feedback_export import export_feedback
 
-    export_feedback(out=out, db=db)
+    export_feedback(out=out, db=db, confirmed=confirmed)
 
 
 @db_app.command("upgrade")

@@ -145,6 +145,9 @@ class CorrectedSample:
     format: str
     text: str
     n_lines: int
+    #: the model's text, one predicted line per text line (what the correction is aligned with)
+    predicted_text: str = ""
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -425,7 +428,14 @@ class Store:
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
-                    pred.id, img.sha256, img.data, img.format, fb.corrected_text, pred.n_lines
+                    pred.id,
+                    img.sha256,
+                    img.data,
+                    img.format,
+                    fb.corrected_text,
+                    pred.n_lines,
+                    pred.text,
+                    pred.model_version,
                 )
         yield from latest.values()
 
