@@ -86,12 +86,12 @@ def test_refused_is_not_registered_and_promote_moves_production(
     assert record_gate(passed, run_id, tiny_checkpoint, t) == "1"
     assert record_gate(passed, run_id, tiny_checkpoint, t) == "2"
     name = t.register_as
-    assert client.get_model_version_by_alias(name, "candidate").version == "2"
+    assert str(client.get_model_version_by_alias(name, "candidate").version) == "2"
 
     assert promote(f"{name}/1", t.tracking_uri) == (name, "1")
-    assert client.get_model_version_by_alias(name, "production").version == "1"
+    assert str(client.get_model_version_by_alias(name, "production").version) == "1"
     assert promote(f"{name}@candidate", t.tracking_uri) == (name, "2")
-    assert client.get_model_version_by_alias(name, "production").version == "2"
+    assert str(client.get_model_version_by_alias(name, "production").version) == "2"
     with pytest.raises(FileNotFoundError):
         promote(f"{name}@nothing", t.tracking_uri)
 

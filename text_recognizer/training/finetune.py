@@ -246,6 +246,10 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     out = train(train_cfg)
     seconds = time.time() - started
     ckpt = Path(out["last"])
+    if not ckpt.exists():  # last.ckpt is written at the end of each epoch
+        raise RuntimeError(
+            f"finetune stopped before its first epoch ended; give it more than {cfg.max_minutes} min"
+        )
     new = LitRecognizer.load_from_checkpoint(ckpt, map_location="cpu")
     base, base_name = gate_base(cfg, folder)
     from text_recognizer.data.synth.dataset import SynthSource
