@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TEXT_RECOGNIZER_HOME ?= $(HOME)/.cache/text-recognizer
 
-.PHONY: run test test-all lint format fonts e2e-setup postgres-setup train stage bench bench-peers soak mlflow-ui clean help
+.PHONY: run test test-all lint format fonts holdout-fonts e2e-setup postgres-setup train stage bench bench-peers soak mlflow-ui clean help
 
 help:
 	@echo "make run      set up and start the API + web page with the shipped model (http://$(HOST):$(PORT))"
@@ -36,6 +36,10 @@ fonts: $(VENV)/.stamp-dev
 
 run: $(VENV)/.stamp-serve
 	$(BIN)/text-recognizer serve --host $(HOST) --port $(PORT)
+
+# the held-out writer of benchmarks.personalise (never trained on: fonts.HOLDOUT_FAMILIES)
+holdout-fonts:
+	@test -f /usr/share/fonts/truetype/fifthhorseman/dkg.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dkg-handwriting)
 
 # the browser end-to-end test drives Debian's chromium (no browser download)
 e2e-setup:

@@ -6,6 +6,8 @@ and serving commands never import training code.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -101,6 +103,37 @@ def runs(
 
 
 @app.command()
+def finetune(
+    lines: Annotated[Path, typer.Option(help="User lines: the folder `feedback export --out` wrote.")],
+    base: Annotated[
+        Path | None, typer.Option(help="Artifact to start from (its weights.pt). [default: the served model]")
+    ] = None,
+    minutes: Annotated[float | None, typer.Option(help="Training time limit. [default: 4]")] = None,
+) -> None:
+    """Adapt a staged model to the user's corrected lines (mixed with synthetic ones); registered as
+    @candidate only if the quality gate passes."""
+    from text_recognizer.training.finetune import FinetuneConfig, finetune
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = FinetuneConfig(lines=lines, base=base)
+    finetune(cfg if minutes is None else dataclasses.replace(cfg, max_minutes=minutes))
+
+
+@app.command()
+def promote(
+    ref: Annotated[str, typer.Argument(help="A registered model version: NAME@candidate or NAME/VERSION.")],
+    out_dir: Annotated[Path, typer.Option(help="Parent folder of the staged artifact.")] = Path("artifacts"),
+) -> None:
+    """Move NAME@production to this version and stage it (OUT_DIR/NAME-vVERSION)."""
+    from text_recognizer.staging.assemble import stage_registered
+    from text_recognizer.training.finetune import promote as promote_version
+
+    name, version = promote_version(ref)
+    folder = stage_registered(f"{name}/{version}", out_dir)
+    print(f"serve it: text-recognizer serve --model {name}@production  (staged in {folder})")
+
+
+@app.command()
 def stage(
     source: Annotated[
         str, typer.Argument(help="A checkpoint path, or a registered model as NAME@ALIAS or NAME/VERSION.")
@@ -170,7 +203,9 @@ def evaluate(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    model: Annotated[Path | None, typer.Option(help="Staged artifact folder.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Staged artifact folder, or a registered NAME@ALIAS (staged first).")
+    ] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
     ui: Annotated[
         bool | None,
@@ -182,6 +217,11 @@ def serve(
 ) -> None:
     """Serve the JSON API (and the web page) with the staged model."""
     from text_recognizer.serving.api import run_server
+
+    if model is not None and not model.exists() and "@" in str(model):
+        from text_recognizer.staging.assemble import stage_registered
+
+        model = stage_registered(str(model), Path("artifacts"))
 
     run_server(host=host, port=port, model=model, db=db, ui=ui, workers=workers)
 
@@ -214,11 +254,14 @@ def monitor(
 def feedback_export(
     out: Annotated[Path, typer.Option(help="labels.jsonl folder to write.")],
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the monitoring store.")] = None,
+    confirmed: Annotated[
+        bool, typer.Option(help="Also write lines left as predicted (confirmed correct) to OUT/confirmed/.")
+    ] = False,
 ) -> None:
     """Write user corrections as line samples in a labels.jsonl folder that training reads directly."""
     from text_recognizer.serving.feedback_export import export_feedback
 
-    export_feedback(out=out, db=db)
+    export_feedback(out=out, db=db, confirmed=confirmed)
 
 
 @db_app.command("upgrade")

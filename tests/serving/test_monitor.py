@@ -44,6 +44,7 @@ def fill(db_url: str, n: int = 30) -> list[str]:
         ids.append(pid)
     for pid in ids[:6]:
         store.record_feedback(pid, "fixed", "wrong_text")
+    store.record_feedback(ids[0], "t0x", "wrong_text")  # the latest correction counts: 1 edit
     store.close()
     return ids
 
@@ -68,9 +69,15 @@ def test_report_and_plots(
     assert "requests: 30" in report
     assert "latency ms: p50 24.5" in report
     assert "flag rate: 6/30 = 20.0%" in report
+    # t0 -> t0x: 1 edit over 3 characters; t1..t5 -> fixed: 5 edits each over 5 characters
+    cer = (1 + 5 * 5) / (3 + 5 * 5)
+    assert f"m-1 predictions     30  flagged     6 ( 20.0%)  corrected     6  CER on corrected {cer:.3f}" in (
+        " ".join(report.split(" "))
+    )
+    assert "CER on corrected predictions per hour:" in report
     assert "confidence: mean 0.483" in report
     assert "input drift" in report
-    for name in ("requests.png", "latency.png", "confidence.png", "inputs.png"):
+    for name in ("requests.png", "latency.png", "confidence.png", "inputs.png", "quality.png"):
         assert (out / name).stat().st_size > 1000
     run_monitor(db=any_db_url, out=out, since_hours=10.5, model=tiny_artifact)
     assert "requests: 11" in capsys.readouterr().out

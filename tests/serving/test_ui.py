@@ -10,6 +10,7 @@ from typing import get_args
 
 import gradio as gr
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -112,3 +113,24 @@ def test_page_mounted_at_root(
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert client.get("/health").json()["status"] == "ok"  # API routes keep precedence
     assert client.post("/predict", json={}).json()["error"]["code"] == "invalid_request"
+
+
+def test_metrics_count_predictions_and_flags_made_in_the_page(
+    make_client: Callable[..., TestClient],
+    settings: ServingSettings,
+    real_predictor: PredictorLike,
+    image_file: str,
+) -> None:
+    client = make_client(replace(settings, ui=True), real_predictor)
+    assert isinstance(client.app, FastAPI)
+    # the handlers of the page mounted in this app: they call the app's own service
+    handlers = UIHandlers(LocalBackend(lambda: client.app.state.service))  # type: ignore[union-attr]
+    _, _, ticket, _, _ = handlers.predict(image_file)
+    handlers.flag(ticket, "hello", "wrong_text")
+    client.post("/predict/upload", files={"file": ("line.png", png_bytes(), "image/png")})
+    metrics = client.get("/metrics").text
+    version = real_predictor.model_version
+    assert f'text_recognizer_predictions_total{{model_version="{version}",source="ui"}} 1.0' in metrics
+    assert f'text_recognizer_predictions_total{{model_version="{version}",source="upload"}} 1.0' in metrics
+    assert f'text_recognizer_feedback_total{{model_version="{version}",reason="wrong_text"}} 1.0' in metrics
+    assert "text_recognizer_prediction_confidence_count 2.0" in metrics

@@ -12,7 +12,12 @@ from PIL import Image, ImageDraw
 from text_recognizer.data.folder import FolderSource, read_labels
 from text_recognizer.data.modules import DataConfig, EncodedDataset
 from text_recognizer.inference.types import LineResult, Prediction
-from text_recognizer.serving.feedback_export import UNALIGNED_FILE, export_feedback
+from text_recognizer.serving.feedback_export import (
+    CONFIRMED_DIR,
+    UNALIGNED_FILE,
+    align_lines,
+    export_feedback,
+)
 from text_recognizer.serving.store import Store
 from text_recognizer.vocab import default_vocab
 
@@ -39,24 +44,44 @@ def test_page_correction_exported_as_line_samples(tmp_path: Path) -> None:
     page = page_png(["first line", "second one", "third"])
     aligned = store.record_prediction(page, prediction(["frst lne", "secnd one", "thrd"]), 1.0, "ui")
     store.record_feedback(aligned, "first line\nsecond one\n\nthird\n", "wrong_text")  # blank lines ignored
-    too_many = store.record_prediction(page, prediction(["frst lne", "secnd one", "thrd"]), 1.0, "ui")
-    store.record_feedback(too_many, "first line\nsecond\none\nthird", "wrong_text")
+    # the user broke the second line in two and added a line that is not in the image; the third line is
+    # confirmed correct (left as predicted)
+    extra = store.record_prediction(page, prediction(["frst lne", "secnd one", "third"]), 1.0, "ui")
+    store.record_feedback(extra, "first line\nsecond\none\nthird\nP.S. nothing here", "wrong_text")
     store.close()
     out = tmp_path / "corrections"
-    written, unaligned = export_feedback(out, db)
+    written, unaligned = export_feedback(out, db, confirmed=True)
 
-    assert written == 3
+    assert written == 5
     assert [(u.prediction_id, u.predicted_lines, u.cut_lines, u.corrected_lines) for u in unaligned] == [
-        (too_many, 3, 3, 4)
+        (extra, 3, 3, 5)
     ]
+    assert unaligned[0].left_out == ("corrected: P.S. nothing here",)
     listed = [json.loads(line) for line in (out / UNALIGNED_FILE).read_text().splitlines()]
-    assert [u["prediction_id"] for u in listed] == [too_many]
+    assert [u["prediction_id"] for u in listed] == [extra]
     labels = read_labels(out)
-    assert [e.text for e in labels] == ["first line", "second one", "third"]
+    texts = ["first line", "second one", "third", "first line", "second one"]
+    assert [e.text for e in labels] == texts
+    assert [e.text for e in read_labels(out / CONFIRMED_DIR)] == ["third"]
     source = FolderSource(out)
-    assert all(source[i].image.shape[0] <= 40 for i in range(3))  # one 40-row line band, not the 120-row page
+    assert all(source[i].image.shape[0] <= 40 for i in range(5))  # one 40-row line band, not the 120-row page
     height = DataConfig().height
     ds = EncodedDataset(source, default_vocab(), height, DataConfig().max_width, DataConfig().max_text_len)
-    for i in range(3):
+    for i in range(5):
         image, ids, text = ds[i]
         assert image.shape[:2] == (1, height) and text == labels[i].text and len(ids) == len(text) + 2
+
+
+def test_align_lines_joins_cuts_and_leaves_out() -> None:
+    predicted = ["the quick brwn", "fox jumps", "ovr the", "lazy dog", "zzzz qqqq"]
+    # the user joined lines 2 and 3, broke line 4, and wrote nothing like the last line
+    corrected = ["the quick brown", "fox jumps over the", "lazy", "dog", "completely different text"]
+    found = align_lines(predicted, corrected)
+    assert [(p.index, p.text) for p in found.pairs] == [
+        (0, "the quick brown"),
+        (1, "fox jumps"),
+        (2, "over the"),
+        (3, "lazy dog"),
+    ]
+    assert found.predicted_left == ["zzzz qqqq"]
+    assert found.corrected_left == ["completely different text"]

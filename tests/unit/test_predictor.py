@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert m.vocab[:4] == ("<pad>", "<s>", "</s>", "<unk>")
     assert m.preprocessing.input_height == 32
     assert m.model.d_model == 32
-    assert set(m.files) == {"encoder.onnx", "decoder_step.onnx", "lm.npz"}
+    assert set(m.files) == {"encoder.onnx", "decoder_step.onnx", "lm.npz", "weights.pt"}
+    # the weights for fine-tuning: recorded, checked by sha256 like every file
+    assert m.weights is not None and m.weights.file == "weights.pt" and m.weights.dtype == "float16"
+    assert m.weights.n_params > 0
     assert m.provenance.config["data"]["kind"] == "line"
     assert m.provenance.code_version
     # the monitored metric under its own name
@@ -90,6 +94,24 @@ def test_corrupt_artifact_is_refused(tiny_artifact: Path, tmp_path: Path) -> Non
         load_predictor(broken)
     with pytest.raises(ArtifactError, match="manifest"):
         load_predictor(tmp_path / "nothing-here")
+
+
+def test_weights_are_verified_and_optional(tiny_artifact: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_artifact, copy)
+    (copy / "weights.pt").write_bytes(b"replaced")
+    with pytest.raises(ArtifactError, match="sha256"):
+        Manifest.read(copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    (copy / "weights.pt").unlink()
+    del m["files"]["weights.pt"]
+    (copy / "manifest.json").write_text(json.dumps(m))  # weights named, but not among the files
+    with pytest.raises(ArtifactError, match="weights file"):
+        Manifest.read(copy)
+    del m["weights"]  # an artifact staged before weights were shipped
+    (copy / "manifest.json").write_text(json.dumps(m))
+    assert Manifest.read(copy).weights is None
+    assert load_predictor(copy).decoders
 
 
 def test_artifact_without_language_model_offers_no_ctc_lm(tiny_artifact: Path, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ An artifact folder (``artifacts/<name>/``) holds:
   ``[L, B, N, T, E]``) -> (logits ``[B, V]``, present keys/values ``[L, B, N, T+1, E]``)
 - ``lm.npz`` (optional): a character n-gram model of the training text for CTC beam search
   (:mod:`text_recognizer.inference.char_lm`)
+- ``weights.pt`` (optional): the torch ``state_dict`` for fine-tuning (``text-recognizer finetune``);
+  inference never reads it. :class:`Weights` in the manifest records it.
 - ``manifest.json``: this module's :class:`Manifest`: vocabulary, preprocessing, model sizes, decoding,
   metrics, provenance and the sha256 of each file.
 
@@ -30,6 +32,7 @@ from text_recognizer.inference.beam_search import BeamConfig
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
 LM_FILE = "lm.npz"
+WEIGHTS_FILE = "weights.pt"
 MANIFEST_FILE = "manifest.json"
 #: the decoding methods, in the order an artifact lists them
 DECODERS: tuple[str, ...] = ("attention", "ctc", "ctc_lm")
@@ -217,6 +220,16 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """The torch weights shipped for fine-tuning: ``file`` holds the model's ``state_dict`` (tensors in
+    ``dtype``), rebuilt from ``ModelPart.to_dict()`` as the training ``ModelConfig``."""
+
+    file: str = WEIGHTS_FILE
+    dtype: str = "float16"
+    n_params: int = 0
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything needed to read and trust an artifact folder. ``files``: file name -> sha256."""
 
@@ -230,6 +243,8 @@ class Manifest:
     metrics: Metrics = field(default_factory=Metrics)
     provenance: Provenance = field(default_factory=Provenance)
     files: dict[str, str] = field(default_factory=dict)
+    #: None: an artifact staged without weights (before they were shipped)
+    weights: Weights | None = None
 
     @property
     def has_lm(self) -> bool:
@@ -263,6 +278,7 @@ class Manifest:
             "parity": dataclasses.asdict(p.parity) if p.parity else None,
             "decoding": self.decoding.to_dict(),
             "files": self.files,
+            **({"weights": dataclasses.asdict(self.weights)} if self.weights else {}),
         }
 
     @classmethod
@@ -306,6 +322,7 @@ class Manifest:
                     parity=_build(Parity, parity, "manifest parity") if parity else None,
                 ),
                 files=dict(d.get("files", {})),
+                weights=_build(Weights, d["weights"], "manifest weights") if d.get("weights") else None,
             )
         except KeyError as e:
             raise ArtifactError(f"manifest has no {e.args[0]!r}") from e
@@ -347,8 +364,12 @@ class Manifest:
         """Check that every file the manifest lists is in ``folder`` with its recorded sha256.
 
         Raises:
-            ArtifactError: a file is missing or differs.
+            ArtifactError: a file is missing or differs, or the weights file is not among them.
         """
+        if self.weights is not None and self.weights.file not in self.files:
+            raise ArtifactError(
+                f"{folder}: the weights file {self.weights.file} has no sha256 in the manifest"
+            )
         for name, digest in self.files.items():
             f = folder / name
             if not f.exists():

@@ -345,7 +345,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = predictor or await run_in_threadpool(open_predictor, settings)
         store = await run_in_threadpool(Store, settings.db, StoreOptions.from_settings(settings))
-        app.state.service = RecognitionService(model, store, settings)
+        app.state.service = RecognitionService(model, store, settings, observer=metrics)
         log.info("serving model %s, store %s", model.model_version, store.engine.url.render_as_string())
         retention = _start_retention(settings, store)
         try:
@@ -391,8 +391,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
             raise UnsupportedMediaType(
                 f"POST /predict takes application/json or an image/* body, not {content_type}"
             )
-        metrics.confidence.observe(response.confidence)
-        return response
+        return response  # counted in /metrics by the service (RecognitionService.observer)
 
     @app.post("/predict/upload", response_model=PredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
     async def predict_upload(
@@ -400,9 +399,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
     ) -> PredictResponse:
         """Read the handwriting in an image sent as a multipart file upload (field `file`)."""
         data = await file.read(settings.max_image_bytes + 1)
-        response = await run_in_threadpool(_service(request).predict_bytes, data, "upload")
-        metrics.confidence.observe(response.confidence)
-        return response
+        return await run_in_threadpool(_service(request).predict_bytes, data, "upload")
 
     feedback_responses = {
         **ERROR_RESPONSES,
@@ -413,9 +410,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
     async def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
         """Flag a prediction as wrong, with the correct text when known (422 `unchanged_correction` if it
         is the predicted text itself)."""
-        response = await run_in_threadpool(_service(request).feedback, body)
-        metrics.feedback.labels(body.reason).inc()
-        return response
+        return await run_in_threadpool(_service(request).feedback, body)
 
     @app.get(
         "/health",

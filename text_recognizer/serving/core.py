@@ -76,6 +76,14 @@ class PredictorLike(Protocol):
     def predict(self, image: bytes) -> Prediction: ...
 
 
+class ServiceObserver(Protocol):
+    """Told of each answered prediction and stored flag (``/metrics``: :class:`~.metrics.Metrics`)."""
+
+    def prediction(self, model_version: str, source: str, confidence: float) -> None: ...
+
+    def flag(self, model_version: str, reason: str) -> None: ...
+
+
 def is_raw_image(content_type: str) -> bool:
     """A ``POST /predict`` body that is the image file itself (``image/*`` or ``application/octet-stream``),
     for the API and the Lambda handler alike. ``content_type`` is the lower-case media type, no parameters."""
@@ -161,8 +169,15 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
 class RecognitionService:
     """The whole serving pipeline around one predictor and one store. Thread-safe."""
 
-    def __init__(self, predictor: PredictorLike, store: Store, settings: ServingSettings) -> None:
+    def __init__(
+        self,
+        predictor: PredictorLike,
+        store: Store,
+        settings: ServingSettings,
+        observer: ServiceObserver | None = None,
+    ) -> None:
         self.predictor = predictor
+        self.observer = observer
         self.store = store
         self.settings = settings
         self._executor = ThreadPoolExecutor(
@@ -206,6 +221,8 @@ class RecognitionService:
         pred = self._run_model(data)
         latency_ms = (time.perf_counter() - started) * 1000.0
         pid = self.store.record_prediction(data, pred, latency_ms, source)  # StoreUnavailable: a 503
+        if self.observer is not None:
+            self.observer.prediction(pred.model_version, source, pred.confidence)
         return PredictResponse.build(pred, latency_ms, pid, self.signer.token(pid))
 
     def _run_model(self, data: bytes) -> Prediction:
@@ -260,6 +277,8 @@ class RecognitionService:
                 "(or send no correct_text to flag the prediction without one)"
             )
         fid = self.store.record_feedback(request.prediction_id, text or None, request.reason)
+        if self.observer is not None:  # the serving model's version: flags come soon after predictions
+            self.observer.flag(self.model_version, request.reason)
         return FeedbackResponse(feedback_id=fid, prediction_id=request.prediction_id)
 
     def health(self) -> HealthResponse:

@@ -53,9 +53,27 @@ class Metrics:
             buckets=CONFIDENCE_BUCKETS,
             registry=self.registry,
         )
-        self.feedback = Counter(
-            "text_recognizer_feedback", "Flags received, by reason.", ["reason"], registry=self.registry
+        self.predictions = Counter(
+            "text_recognizer_predictions",
+            "Answered predictions (API, web page), by model version and source.",
+            ["model_version", "source"],
+            registry=self.registry,
         )
+        self.feedback = Counter(
+            "text_recognizer_feedback",
+            "Flags received (API, web page), by model version and reason.",
+            ["model_version", "reason"],
+            registry=self.registry,
+        )
+
+    def prediction(self, model_version: str, source: str, confidence: float) -> None:
+        """Count one answered prediction (called by the service, whoever asked: API or web page)."""
+        self.predictions.labels(model_version, source).inc()
+        self.confidence.observe(confidence)
+
+    def flag(self, model_version: str, reason: str) -> None:
+        """Count one stored flag."""
+        self.feedback.labels(model_version, reason).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format of these metrics (all workers' in multiprocess mode) and its content type."""

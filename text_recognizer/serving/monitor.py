@@ -1,7 +1,11 @@
 """``text-recognizer monitor``: a report over the monitoring store, printed and plotted.
 
-Traffic over time, latency percentiles, flag rate, confidence distribution, and input drift against the
-training data. The training reference is ``Manifest.provenance.image_stats`` of the staged artifact (written
+Traffic over time, latency percentiles, flag rate, confidence distribution, input drift against the
+training data, and quality: the CER of the model's text against the users' corrections (over time and per
+model version; a CER over corrected predictions only, so it measures how wrong the model is when it is
+wrong enough to be corrected) and the share of predictions flagged per model version.
+
+The training reference is ``Manifest.provenance.image_stats`` of the staged artifact (written
 by staging: ``width_mean``, ``height_mean``, ``brightness_mean``, ``brightness_std``, ``dark_ink_fraction``).
 """
 
@@ -15,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from text_recognizer.serving.store import PredictionRecord, Store
+from text_recognizer.metrics import error_rate
+from text_recognizer.serving.store import CorrectionRecord, PredictionRecord, Store
 
 #: Drift thresholds: a size ratio outside these bounds, a brightness shift of more than this many training
 #: standard deviations, or a dark-ink share differing by more than this.
@@ -108,7 +113,60 @@ def _bucket(records: list[PredictionRecord]) -> tuple[timedelta, list[datetime],
     return step, [start + i * step for i in range(n)], counts
 
 
-def report(records: list[PredictionRecord], reference: dict[str, Any] | None, ref_note: str) -> list[str]:
+@dataclass(frozen=True)
+class VersionQuality:
+    """One model version's predictions, flags, corrections and CER on the corrected ones (None: none)."""
+
+    model_version: str
+    predictions: int
+    flagged: int
+    corrected: int
+    cer: float | None
+
+    def __str__(self) -> str:
+        cer = "-" if self.cer is None else f"{self.cer:.3f}"
+        share = self.flagged / max(1, self.predictions)
+        return (
+            f"  {self.model_version:<32} predictions {self.predictions:6d}  flagged {self.flagged:5d} "
+            f"({share:6.1%})  corrected {self.corrected:5d}  CER on corrected {cer}"
+        )
+
+
+def _cer(corrections: list[CorrectionRecord]) -> float | None:
+    if not corrections:
+        return None
+    return error_rate([c.predicted for c in corrections], [c.corrected for c in corrections])
+
+
+def quality(records: list[PredictionRecord], corrections: list[CorrectionRecord]) -> list[VersionQuality]:
+    """Per model version (in order of first use): flag share and CER on corrected predictions."""
+    out = []
+    for version in dict.fromkeys(r.model_version for r in records):
+        mine = [r for r in records if r.model_version == version]
+        fixed = [c for c in corrections if c.model_version == version]
+        out.append(VersionQuality(version, len(mine), sum(r.flagged for r in mine), len(fixed), _cer(fixed)))
+    return out
+
+
+def cer_over_time(
+    records: list[PredictionRecord], corrections: list[CorrectionRecord]
+) -> list[tuple[datetime, str, int, float]]:
+    """``(bucket start, model version, corrections, CER)`` per time bucket of :func:`_bucket` and version."""
+    step, starts, _ = _bucket(records)
+    groups: dict[tuple[int, str], list[CorrectionRecord]] = {}
+    for c in corrections:
+        i = int((c.created_at - starts[0]) / step)
+        if 0 <= i < len(starts):
+            groups.setdefault((i, c.model_version), []).append(c)
+    return [(starts[i], v, len(g), _cer(g) or 0.0) for (i, v), g in sorted(groups.items())]
+
+
+def report(
+    records: list[PredictionRecord],
+    reference: dict[str, Any] | None,
+    ref_note: str,
+    corrections: list[CorrectionRecord] | None = None,
+) -> list[str]:
     """The text report as lines."""
     if not records:
         return ["no predictions recorded in this window"]
@@ -128,6 +186,15 @@ def report(records: list[PredictionRecord], reference: dict[str, Any] | None, re
     lines.append("latency ms: " + _percentiles([r.latency_ms for r in records]))
     flagged = sum(r.flagged for r in records)
     lines.append(f"flag rate: {flagged}/{len(records)} = {flagged / len(records):.1%}")
+    corrections = corrections or []
+    lines.append("quality per model version:")
+    lines.extend(str(q) for q in quality(records, corrections))
+    over_time = cer_over_time(records, corrections)
+    if over_time:
+        lines.append(f"CER on corrected predictions per {unit}:")
+        lines.extend(
+            f"  {t:%Y-%m-%d %H:%M}  {v:<32} {n:4d} corrected  CER {c:.3f}" for t, v, n, c in over_time
+        )
     conf = np.array([r.confidence for r in records])
     hist, _ = np.histogram(conf, bins=CONFIDENCE_EDGES)
     lines.append(
@@ -144,8 +211,14 @@ def report(records: list[PredictionRecord], reference: dict[str, Any] | None, re
     return lines
 
 
-def plot(records: list[PredictionRecord], reference: dict[str, Any] | None, out: Path) -> list[Path]:
-    """Write ``requests.png``, ``latency.png``, ``confidence.png`` and ``inputs.png`` into ``out``."""
+def plot(
+    records: list[PredictionRecord],
+    reference: dict[str, Any] | None,
+    out: Path,
+    corrections: list[CorrectionRecord] | None = None,
+) -> list[Path]:
+    """Write ``requests.png``, ``latency.png``, ``confidence.png``, ``inputs.png`` and ``quality.png`` into
+    ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,6 +265,24 @@ def plot(records: list[PredictionRecord], reference: dict[str, Any] | None, out:
             ax.legend()
         ax.set(title=f"Input {feature}", ylabel="requests")
     written.append(_save(fig, out / "inputs.png"))
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3))
+    over_time = cer_over_time(records, corrections or [])
+    for version in dict.fromkeys(v for _, v, _, _ in over_time):
+        points = [(t, c) for t, v, _, c in over_time if v == version]
+        left.plot([t for t, _ in points], [c for _, c in points], marker="o", label=version[-24:])
+    if over_time:
+        left.legend(fontsize=7)
+    left.set(title="CER on corrected predictions", ylabel="CER")
+    left.tick_params(axis="x", labelrotation=30)
+    per_version = quality(records, corrections or [])
+    right.bar(
+        [q.model_version[-24:] for q in per_version],
+        [q.flagged / max(1, q.predictions) for q in per_version],
+    )
+    right.set(title="Share of predictions flagged", ylabel="flagged / predictions")
+    right.tick_params(axis="x", labelrotation=15, labelsize=7)
+    written.append(_save(fig, out / "quality.png"))
     return written
 
 
@@ -210,6 +301,7 @@ def run_monitor(db: str | None, out: Path, since_hours: float | None, model: Pat
     try:
         since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
         records = store.predictions(since)
+        corrections = store.corrections(since)
         print(
             f"monitoring store: {store.engine.url.render_as_string()}"
             + (f", last {since_hours:g} h" if since else "")
@@ -217,8 +309,8 @@ def run_monitor(db: str | None, out: Path, since_hours: float | None, model: Pat
     finally:
         store.close()
     reference, note = training_reference(model)
-    for line in report(records, reference, note):
+    for line in report(records, reference, note, corrections):
         print(line)
     if records:
-        paths = plot(records, reference, Path(out))
+        paths = plot(records, reference, Path(out), corrections)
         print("plots: " + ", ".join(str(p) for p in paths))

@@ -137,6 +137,18 @@ class PredictionRecord:
 
 
 @dataclass(frozen=True)
+class CorrectionRecord:
+    """A prediction's latest correction as the monitor reads it: when it was predicted, by which model,
+    what the model said and what the user says it should have said."""
+
+    prediction_id: str
+    created_at: datetime
+    model_version: str
+    predicted: str
+    corrected: str
+
+
+@dataclass(frozen=True)
 class CorrectedSample:
     """A flagged prediction with its correction: the image file and the right text."""
 
@@ -146,6 +158,9 @@ class CorrectedSample:
     format: str
     text: str
     n_lines: int
+    #: the model's text, one predicted line per text line (what the correction is aligned with)
+    predicted_text: str = ""
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -426,6 +441,26 @@ class Store:
                 for r in session.scalars(query)
             ]
 
+    def corrections(self, since: datetime | None = None) -> list[CorrectionRecord]:
+        """The latest non-empty correction of each prediction (made since ``since``), oldest first."""
+        with self._guard("read corrections"), Session(self.engine) as session:
+            query = (
+                select(FeedbackRow, PredictionRow)
+                .join(PredictionRow, FeedbackRow.prediction_id == PredictionRow.id)
+                .where(FeedbackRow.corrected_text.is_not(None))
+                .order_by(PredictionRow.created_at, FeedbackRow.id)
+            )
+            if since is not None:
+                query = query.where(PredictionRow.created_at >= since)
+            latest = {
+                pred.id: CorrectionRecord(
+                    pred.id, _aware(pred.created_at), pred.model_version, pred.text, fb.corrected_text or ""
+                )
+                for fb, pred in session.execute(query)
+                if (fb.corrected_text or "").strip()
+            }
+        return list(latest.values())
+
     def corrected_samples(self) -> Iterator[CorrectedSample]:
         """The latest non-empty correction of each flagged prediction, oldest prediction first."""
         with self._guard("read corrections"), Session(self.engine) as session:
@@ -441,7 +476,14 @@ class Store:
                 if fb.corrected_text is None or not fb.corrected_text.strip():
                     continue
                 latest[pred.id] = CorrectedSample(
-                    pred.id, img.sha256, img.data, img.format, fb.corrected_text, pred.n_lines
+                    pred.id,
+                    img.sha256,
+                    img.data,
+                    img.format,
+                    fb.corrected_text,
+                    pred.n_lines,
+                    pred.text,
+                    pred.model_version,
                 )
         yield from latest.values()
 

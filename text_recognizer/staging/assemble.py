@@ -21,12 +21,14 @@ from text_recognizer.inference.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
     LM_FILE,
+    MANIFEST_FILE,
     LMInfo,
     Manifest,
     Metrics,
     ModelPart,
     Preprocessing,
     Provenance,
+    Weights,
 )
 from text_recognizer.inference.predictor import Predictor
 from text_recognizer.inference.runtime import OnnxModel
@@ -80,6 +82,15 @@ def training_metrics(
     return Metrics(monitor=monitor, best=best, final=final)
 
 
+def save_weights(model: torch.nn.Module, out: Path) -> Weights:
+    """``out/weights.pt``: the model's ``state_dict`` with floating tensors in float16 (half the size; the
+    starting point of ``finetune``, which trains in float32)."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    info = Weights(n_params=sum(v.numel() for v in state.values() if v.is_floating_point()))
+    torch.save(state, out / info.file)
+    return info
+
+
 def check_target(out: Path, replace_shipped: bool) -> None:
     """Refuse to write over the shipped model (:func:`~text_recognizer.paths.shipped_artifact`) unless
     ``replace_shipped``: a run with a worse model must not silently replace what ``serve`` answers with.
@@ -127,7 +138,8 @@ def stage_model(
     lm = build_lm(lm_cfg) if onnx.has_ctc else None
     if lm is not None:
         lm.save(out / LM_FILE)
-    names = [ENCODER_FILE, DECODER_FILE] + ([LM_FILE] if lm is not None else [])
+    weights = save_weights(model, out)
+    names = [ENCODER_FILE, DECODER_FILE, weights.file] + ([LM_FILE] if lm is not None else [])
     # the manifest in memory, before its decoding part is known: calibration reads through its predictor
     manifest = Manifest(
         name=out.name,
@@ -148,6 +160,7 @@ def stage_model(
             image_stats=reference_image_stats(),
             parity=parity,
         ),
+        weights=weights,
     ).with_files(out, names)
     predictor = Predictor.from_manifest(manifest, out, decoder="attention", model=onnx, lm=lm)
     decoding = choose_decoder(predictor, grid=lm_cfg.grid)
@@ -159,3 +172,19 @@ def stage_model(
     size = sum((out / f).stat().st_size for f in names) / 1e6
     print(f"staged {source} -> {out} ({size:.1f} MB, {time.time() - t0:.1f} s); parity: {parity}")
     return out
+
+
+def stage_registered(ref: str, out_dir: Path, tracking_uri: str | None = None) -> Path:
+    """The staged artifact of the registered version ``ref`` (``NAME@ALIAS`` or ``NAME/VERSION``):
+    ``out_dir/NAME-vVERSION``, staged there first unless it already holds that version."""
+    tracking_uri = tracking_uri or TrackingConfig.tracking_uri
+    _, info = resolve_checkpoint(ref, tracking_uri)
+    if "registered_model" not in info:
+        raise FileNotFoundError(f"{ref}: not a registered model NAME@ALIAS or NAME/VERSION")
+    name, version = info["registered_model"], info["version"]
+    out = out_dir / f"{name}-v{version}"
+    if (out / MANIFEST_FILE).exists():
+        staged = Manifest.read(out, verify=False).provenance.registry
+        if staged.get("registered_model") == name and staged.get("version") == version:
+            return out
+    return stage_model(f"{name}/{version}", out, tracking_uri=tracking_uri)

@@ -208,15 +208,21 @@ def record_run(
         client.log_metric(run_id, f"final/{k}", float(v))
     if not best_ckpt or not cfg.register_as:
         return None
-    client.log_artifact(run_id, best_ckpt, "checkpoints")
-    source = f"{client.get_run(run_id).info.artifact_uri}/checkpoints/{Path(best_ckpt).name}"
+    return register_version(client, run_id, best_ckpt, cfg.register_as, cfg.alias)
+
+
+def register_version(client: Any, run_id: str, ckpt: str, name: str, alias: str) -> str:
+    """Log ``ckpt`` in the run's artifacts, register it as a new version of ``name`` and point ``alias`` at
+    it. Returns the version."""
+    client.log_artifact(run_id, ckpt, "checkpoints")
+    source = f"{client.get_run(run_id).info.artifact_uri}/checkpoints/{Path(ckpt).name}"
     try:
-        client.get_registered_model(cfg.register_as)
+        client.get_registered_model(name)
     except Exception:
-        client.create_registered_model(cfg.register_as)
-    mv = client.create_model_version(cfg.register_as, source, run_id=run_id)
-    client.set_registered_model_alias(cfg.register_as, cfg.alias, mv.version)
-    log.info("registered %s version %s as @%s", cfg.register_as, mv.version, cfg.alias)
+        client.create_registered_model(name)
+    mv = client.create_model_version(name, source, run_id=run_id)
+    client.set_registered_model_alias(name, alias, mv.version)
+    log.info("registered %s version %s as @%s", name, mv.version, alias)
     return str(mv.version)
 
 

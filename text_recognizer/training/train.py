@@ -74,6 +74,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    #: start from these weights (an artifact's ``weights.pt`` or a checkpoint) instead of random ones
+    init_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -90,6 +92,7 @@ class TrainConfig:
             optim=OptimConfig(**check_section("optim", OptimConfig, d.get("optim", {}))),
             trainer=TrainerConfig(**check_section("trainer", TrainerConfig, d.get("trainer", {}))),
             tracking=TrackingConfig(**check_section("tracking", TrackingConfig, d.get("tracking", {}))),
+            init_from=coerce("init_from", d.get("init_from"), str) if d.get("init_from") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +167,8 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     dm, lit = build_modules(cfg)
+    if cfg.init_from and not resume:
+        load_weights(lit, Path(cfg.init_from))
     full = lit.hparams["full_config"]
 
     ckpt_path: str | None = None
@@ -243,6 +248,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         "best": best.best_model_path,
         "last": str(run_dir / "last.ckpt"),
         "model_version": version,
+        "run_id": getattr(logger, "run_id", None),
     }
     log.info("training done: %s", out)
     print(out)
@@ -262,6 +268,23 @@ class SaveOnSigterm(L.Callback):
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)
             log.warning("SIGTERM: checkpoint at step %d written to %s", trainer.global_step, self.path)
+
+
+def load_weights(lit: LitRecognizer, path: Path) -> None:
+    """Load ``path`` into ``lit.model`` in float32: a ``state_dict`` of the model (an artifact's
+    ``weights.pt``) or a Lightning checkpoint (its ``state_dict`` under ``model.``).
+
+    Raises:
+        FileNotFoundError: no such file. RuntimeError: the weights do not fit the model's configuration.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"init_from: no such weights file {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state:
+        state = {
+            k.removeprefix("model."): v for k, v in state["state_dict"].items() if k.startswith("model.")
+        }
+    lit.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
 def _find_resume(resume: str, cfg: TrainConfig) -> str:

@@ -131,9 +131,16 @@ def _families() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted({f.family for f in fonts})), tuple(sorted({f.family for f in fonts if f.joined}))
 
 
-def _sample_writer(rng: np.random.Generator, cfg: RenderConfig, x_height_px: Range) -> _Writer:
-    fonts = list_fonts()
-    families, cursive = _families()
+def _sample_writer(
+    rng: np.random.Generator, cfg: RenderConfig, x_height_px: Range, fonts: tuple[FontSpec, ...] = ()
+) -> _Writer:
+    """A writer drawn from ``fonts`` (default: every training font, :func:`list_fonts`)."""
+    if fonts:
+        families = tuple(sorted({f.family for f in fonts}))
+        cursive = tuple(sorted({f.family for f in fonts if f.joined}))
+    else:
+        fonts = list_fonts()
+        families, cursive = _families()
     pool = cursive if cursive and rng.random() < cfg.p_cursive_writer else families
     family = pool[int(rng.integers(len(pool)))]
     options = [f for f in fonts if f.family == family]
@@ -569,18 +576,21 @@ def _photograph(
     return out
 
 
-def render_line(text: str, rng: np.random.Generator, cfg: RenderConfig | None = None) -> np.ndarray:
+def render_line(
+    text: str, rng: np.random.Generator, cfg: RenderConfig | None = None, fonts: tuple[FontSpec, ...] = ()
+) -> np.ndarray:
     """Render one line of handwriting.
 
     Args:
         text: the line (characters of the vocabulary, no newline).
         rng: the only source of randomness: same generator state, same image.
         cfg: renderer knobs; defaults to :class:`RenderConfig`.
+        fonts: the fonts to write with (e.g. a held-out writer); default every training font.
     Returns:
         uint8 ``[H, W]`` grayscale, dark ink on light paper or light ink on dark.
     """
     cfg = cfg or RenderConfig()
-    w = _sample_writer(rng, cfg, cfg.x_height_px)
+    w = _sample_writer(rng, cfg, cfg.x_height_px, fonts)
     line = _write_line(text, w, rng, cfg)
     ink, baselines = _crop_pad(line.ink, [float(line.baseline)], w.x_height, rng, cfg)
     return _photograph(ink, baselines, w.x_height, rng, cfg)
