@@ -21,10 +21,14 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Pat
     """A staged artifact (ONNX + manifest + a small language model) of an untrained tiny model: real files,
     real loading code."""
     from text_recognizer.staging.assemble import stage_model
+    from text_recognizer.staging.confidence import CalibrationConfig
     from text_recognizer.staging.lm import LMConfig
 
     lm = LMConfig(order=4, max_chars=200_000, grid=((0.5, 1.0), (1.0, 2.0)))
-    return stage_model(str(tiny_checkpoint), tmp_path_factory.mktemp("artifacts") / "tiny", lm_cfg=lm)
+    out = tmp_path_factory.mktemp("artifacts") / "tiny"
+    return stage_model(
+        str(tiny_checkpoint), out, lm_cfg=lm, calibration=CalibrationConfig(lines=16, blanks=8)
+    )
 
 
 @pytest.fixture(scope="session")

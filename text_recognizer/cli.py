@@ -166,6 +166,19 @@ def stage(
     stage_model(source, out_dir / name, lm_cfg=lm_cfg, replace_shipped=replace_shipped)
 
 
+@app.command()
+def calibrate(
+    artifact: Annotated[
+        Path, typer.Argument(help="A staged artifact folder; its manifest.json is rewritten.")
+    ],
+) -> None:
+    """Fit an artifact's confidence map again (synthetic lines and blank images) and store it in its
+    manifest; the model files are unchanged."""
+    from text_recognizer.staging.confidence import recalibrate
+
+    recalibrate(artifact)
+
+
 # ------------------------------------------------------------------------------------------- inference
 
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy import event
 
 from text_recognizer.images import load_gray
-from text_recognizer.inference.types import LineResult, Prediction
+from text_recognizer.inference.types import LineResult, Prediction, WordResult
 from text_recognizer.serving.store import Store
 
 
@@ -60,7 +60,7 @@ class ScriptedPredictor:
         return Prediction(
             text=text,
             confidence=0.75,
-            lines=[LineResult(text, 0.75, (0, h, 0, w))],
+            lines=[LineResult(text, 0.75, (0, 0, w, h), [WordResult(text, 0.75, (0, 0, w, h))])],
             model_version=self.model_version,
             seconds=self.delay,
             image_stats={"width": w, "height": h, "brightness": float(gray.mean()), "polarity": "dark_ink"},

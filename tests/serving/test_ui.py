@@ -46,15 +46,16 @@ def test_local_handlers_predict_and_flag(
 ) -> None:
     service = make_service(real_predictor)
     handlers = UIHandlers(LocalBackend(lambda: service))
-    text, info, ticket, prefill, status = handlers.predict(image_file)
+    text, info, ticket, prefill, status, drawn = handlers.predict(image_file)
     assert text == prefill == real_predictor.predict(Path(image_file).read_bytes()).text
     assert "Confidence" in info and real_predictor.model_version in info and status == ""
+    assert drawn is not None and drawn.size == Image.open(image_file).size
     assert ticket is not None
     saved = handlers.flag(ticket, "hello", "wrong_text")
     assert "Saved as feedback #1" in saved
     assert [s.text for s in service.store.corrected_samples()] == ["hello"]
     assert [r.source for r in service.store.predictions()] == ["ui"]
-    assert handlers.predict(None) == ("", "", None, "", "")
+    assert handlers.predict(None) == ("", "", None, "", "", None)
     with pytest.raises(gr.Error):
         handlers.flag(None, "x", "wrong_text")
 
@@ -64,7 +65,7 @@ def test_flag_with_the_prefilled_text_unchanged_is_refused(
 ) -> None:
     service = make_service(ScriptedPredictor())
     handlers = UIHandlers(LocalBackend(lambda: service))
-    _, _, pid, prefill, _ = handlers.predict(image_file)
+    _, _, pid, prefill, _, _ = handlers.predict(image_file)
     with pytest.raises(gr.Error, match="same as the predicted text"):
         handlers.flag(pid, prefill, "wrong_text")
     assert list(service.store.corrected_samples()) == []
@@ -76,7 +77,7 @@ def test_remote_backend_against_a_live_api(
 ) -> None:
     with live_server(create_app(settings, real_predictor)) as url:
         handlers = UIHandlers(RemoteBackend(url + "/"))
-        text, _, ticket, _, _ = handlers.predict(image_file)
+        text, _, ticket, _, _, _ = handlers.predict(image_file)
         assert text == real_predictor.predict(Path(image_file).read_bytes()).text
         assert ticket is not None and len(ticket[0]) == 32
         assert "Saved as feedback" in handlers.flag(ticket, "hello", "missing_text")

@@ -93,5 +93,5 @@ def test_validation_ctc_decoding_matches_the_artifact_decoder() -> None:
         images = torch.rand(3, 1, 32, 96)
         logits = lit.model.ctc_logits(lit.model.encode(images)[1]).numpy()
         texts = lit._decode_ctc(images)
-    expected = [vocab.decode(ids) for ids, _ in ctc_greedy(logits, blank=vocab.pad_id)]
+    expected = [vocab.decode(d.ids) for d in ctc_greedy(logits, blank=vocab.pad_id)]
     assert texts == expected and any(texts)

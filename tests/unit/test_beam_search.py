@@ -87,3 +87,13 @@ def test_unsure_lines_keep_the_greedy_reading() -> None:
     out = decoder.beam_search(logits, BLANK)
     assert out[0][0] != ctc_greedy(logits, BLANK)[0][0]  # sure (0.9): the language model overrules it
     assert out[1][0] == ctc_greedy(logits, BLANK)[1][0] == [1]  # 0.35 < min_confidence: greedy
+
+
+def test_beam_search_frames_follow_the_alignment() -> None:
+    """The emission frame of each character is where its run starts in the frames."""
+    from text_recognizer.inference.beam_search import ctc_beam_search_aligned
+
+    log_probs = _frames(BLANK, 1, 1, BLANK, BLANK, 2, BLANK, 1)
+    ids, frames = ctc_beam_search_aligned(log_probs, CHARS, BLANK, None, PLAIN)
+    assert ids == [1, 2, 1]
+    assert frames == [1, 5, 7]

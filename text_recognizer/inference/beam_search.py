@@ -57,7 +57,17 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def ctc_beam_search(
     log_probs: np.ndarray, chars: list[str], blank: int, lm: CharNgramLM | None, cfg: BeamConfig
 ) -> list[int]:
-    """Best token ids for one line.
+    """Best token ids for one line (see :func:`ctc_beam_search_aligned`)."""
+    return ctc_beam_search_aligned(log_probs, chars, blank, lm, cfg)[0]
+
+
+def ctc_beam_search_aligned(
+    log_probs: np.ndarray, chars: list[str], blank: int, lm: CharNgramLM | None, cfg: BeamConfig
+) -> tuple[list[int], list[int]]:
+    """Best token ids for one line and the frame at which each was emitted.
+
+    Each beam keeps the emission frames of its most probable path (of the paths summed into it, the one
+    contributing most at each frame), so the frames cost one tuple per new prefix.
 
     Args:
         log_probs: CTC log probabilities ``[T, V]`` (frames by vocabulary).
@@ -65,9 +75,12 @@ def ctc_beam_search(
         blank: the CTC blank id.
         lm: the character model (``None``: plain beam search, ``alpha`` unused).
         cfg: weights and widths.
+    Returns:
+        ``(ids, frames)``: ``frames[i]`` in ``0..T-1`` is the frame where ``ids[i]`` starts, increasing.
     """
-    # beams: prefix (tuple of ids) -> [log P ending in blank, log P ending in a character]
-    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG_INF]}
+    # beams: prefix (tuple of ids) -> [log P ending in blank, log P ending in a character,
+    #                                   log P of the best contribution this frame, its emission frames]
+    beams: dict[tuple[int, ...], list[Any]] = {(): [0.0, NEG_INF, NEG_INF, ()]}
     texts: dict[tuple[int, ...], str] = {(): START}
     lm_cache: dict[tuple[tuple[int, ...], int], float] = {}
 
@@ -86,30 +99,39 @@ def ctc_beam_search(
         if len(cand_idx) > cfg.max_candidates:
             cand_idx = cand_idx[np.argpartition(row[cand_idx], -cfg.max_candidates)[-cfg.max_candidates :]]
         cand = cand_idx.tolist() or [int(top[t])]
-        nxt: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (pb, pnb) in beams.items():
+        nxt: dict[tuple[int, ...], list[Any]] = {}
+        for prefix, (pb, pnb, _, frames) in beams.items():
             total = _lse(pb, pnb)
             last = prefix[-1] if prefix else -1
             for k in cand:
                 p = float(row[k])
                 if k == blank:
-                    e = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-                    e[0] = _lse(e[0], total + p)
+                    e = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
+                    c = total + p
+                    e[0] = _lse(e[0], c)
+                    if c > e[2]:
+                        e[2], e[3] = c, frames
                     continue
                 new = (*prefix, k)
                 if new not in texts:
                     texts[new] = texts[prefix] + chars[k]
-                e = nxt.setdefault(new, [NEG_INF, NEG_INF])
+                e = nxt.setdefault(new, [NEG_INF, NEG_INF, NEG_INF, ()])
                 if k == last:
                     # a repeat only counts as a new character after a blank; else it extends the last one
-                    e[1] = _lse(e[1], pb + p + extension(prefix, k))
-                    same = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-                    same[1] = _lse(same[1], pnb + p)
+                    c = pb + p + extension(prefix, k)
+                    same = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
+                    s = pnb + p
+                    same[1] = _lse(same[1], s)
+                    if s > same[2]:
+                        same[2], same[3] = s, frames
                 else:
-                    e[1] = _lse(e[1], total + p + extension(prefix, k))
+                    c = total + p + extension(prefix, k)
+                e[1] = _lse(e[1], c)
+                if c > e[2]:
+                    e[2], e[3] = c, (*frames, t)
         if len(nxt) > cfg.beam:
-            ranked = sorted(nxt.items(), key=lambda kv: _lse(*kv[1]), reverse=True)
+            ranked = sorted(nxt.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]), reverse=True)
             nxt = dict(ranked[: cfg.beam])
         beams = nxt
-    best = max(beams.items(), key=lambda kv: _lse(*kv[1]))[0]
-    return list(best)
+    best, (_, _, _, frames) = max(beams.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]))
+    return list(best), list(frames)

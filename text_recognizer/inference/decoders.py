@@ -8,11 +8,13 @@ validation lines through the predictor and records the best as the manifest's de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from text_recognizer.inference.beam_search import BeamConfig, ctc_beam_search, log_softmax
+from text_recognizer.inference.beam_search import BeamConfig, ctc_beam_search_aligned, log_softmax
 from text_recognizer.inference.char_lm import CharNgramLM
 from text_recognizer.inference.manifest import DECODERS, PAD_WIDTH_MULTIPLE, ArtifactError
 from text_recognizer.inference.runtime import OnnxModel
@@ -20,8 +22,20 @@ from text_recognizer.inference.runtime import OnnxModel
 #: lines decoded together
 BATCH_SIZE = 16
 
-#: per line: token ids (characters only) and one probability per token
-Decoded = tuple[list[int], list[float]]
+
+class Decoded(NamedTuple):
+    """One decoded line.
+
+    Attributes:
+        ids: token ids (characters only).
+        probs: one probability per token (``attention``: and a last one, of ``</s>``).
+        spans: per token, the columns ``[x0, x1)`` of the model input where the CTC alignment emits it
+            (each frame of the CTC head covers ``stride`` columns); empty for ``attention`` (no alignment).
+    """
+
+    ids: list[int]
+    probs: list[float]
+    spans: Sequence[tuple[int, int]] = ()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -69,27 +83,49 @@ def greedy_decode(
     return np.stack(ids, axis=1), np.stack(probs, axis=1)
 
 
-def ctc_greedy(logits: np.ndarray, blank: int) -> list[Decoded]:
+def char_spans(
+    probs: np.ndarray, ids: list[int], starts: list[int], stride: int
+) -> tuple[list[float], list[tuple[int, int]]]:
+    """Per token of an aligned line: its probability and its columns.
+
+    Args:
+        probs: CTC probabilities of the line ``[T, V]``.
+        ids: the tokens, ``starts``: the frame where each is first emitted (increasing).
+        stride: model input columns per frame.
+    Returns:
+        each token's best probability over the frames of its run (from its start, while it stays the most
+        probable) and its columns ``[start * stride, (end + 1) * stride)``, ``end`` the last frame of the run.
+    """
+    best = probs.argmax(axis=-1)
+    out_p: list[float] = []
+    spans: list[tuple[int, int]] = []
+    limit = probs.shape[0]
+    for i, (k, t0) in enumerate(zip(ids, starts, strict=True)):
+        stop = starts[i + 1] if i + 1 < len(starts) else limit
+        end = t0
+        while end + 1 < stop and best[end + 1] == k:
+            end += 1
+        out_p.append(float(probs[t0 : end + 1, k].max()))
+        spans.append((t0 * stride, (end + 1) * stride))
+    return out_p, spans
+
+
+def ctc_greedy(logits: np.ndarray, blank: int, stride: int = 1) -> list[Decoded]:
     """Best path of CTC logits ``[B, T, V]``: collapse repeats, drop blanks.
 
-    Returns, per row, the token ids and each token's probability (the best frame of its run).
+    Returns, per row, the token ids, each token's probability (the best frame of its run) and its columns
+    (``stride`` model input columns a frame).
     """
     probs = softmax(logits)
     best = probs.argmax(axis=-1)
     out = []
     for b in range(best.shape[0]):
-        ids: list[int] = []
-        ps: list[float] = []
-        prev = blank
-        for t, k in enumerate(best[b].tolist()):
-            p = float(probs[b, t, k])
-            if k != blank and k == prev and ps:
-                ps[-1] = max(ps[-1], p)
-            elif k != blank:
-                ids.append(k)
-                ps.append(p)
-            prev = k
-        out.append((ids, ps))
+        row = best[b]
+        keep = (row != blank) & np.concatenate([[True], row[1:] != row[:-1]])
+        starts = np.flatnonzero(keep).tolist()
+        ids = row[starts].tolist()
+        ps, spans = char_spans(probs[b], ids, starts, stride)
+        out.append(Decoded(ids, ps, spans))
     return out
 
 
@@ -122,33 +158,38 @@ class LineDecoder:
             if not model.has_ctc:
                 raise ArtifactError("this artifact has no CTC head; use the attention decoder")
             logits = model.encode(images)["ctc_logits"]
-            return ctc_greedy(logits, blank) if self.method == "ctc" else self.beam_search(logits, blank)
+            stride = images.shape[3] // logits.shape[1]
+            if self.method == "ctc":
+                return ctc_greedy(logits, blank, stride)
+            return self.beam_search(logits, blank, stride)
         ids, probs = greedy_decode(model, images)
         eos = model.sizes.eos_id
         out = []
         for row_ids, row_probs in zip(ids.tolist(), probs.tolist(), strict=True):
             n = row_ids.index(eos) if eos in row_ids else len(row_ids)
-            out.append((row_ids[:n], row_probs[: n + 1]))
+            out.append(Decoded(row_ids[:n], row_probs[: n + 1]))
         return out
 
-    def beam_search(self, logits: np.ndarray, blank: int) -> list[Decoded]:
+    def beam_search(self, logits: np.ndarray, blank: int, stride: int = 1) -> list[Decoded]:
         """CTC logits ``[B, T, V]`` -> beam search with the language model, per row.
 
-        The probabilities returned (for the confidence) are those of the greedy path: how sure the image
-        model is of what it saw, whatever the language model then preferred. Lines read with a confidence
-        below ``beam.min_confidence`` keep the greedy reading.
+        Each character's probability is the image model's (:func:`char_spans` over the frames of the beam's
+        alignment), so a character the language model put where the image model saw another one is unsure.
+        Lines read with a confidence (greedy path) below ``beam.min_confidence`` keep the greedy reading.
         """
         if self.lm is None:
             raise ArtifactError(
                 "this artifact has no language model (lm.npz); use the ctc or attention decoder"
             )
-        greedy = ctc_greedy(logits, blank)
+        greedy = ctc_greedy(logits, blank, stride)
         logp = log_softmax(logits.astype(np.float64))
+        probs = np.exp(logp)
         out = []
-        for b, (ids, probs) in enumerate(greedy):
-            if line_confidence(probs) >= self.beam.min_confidence:
-                ids = ctc_beam_search(logp[b], list(self.chars), blank, self.lm, self.beam)
-            out.append((ids, probs))
+        for b, decoded in enumerate(greedy):
+            if line_confidence(decoded.probs) >= self.beam.min_confidence:
+                ids, starts = ctc_beam_search_aligned(logp[b], list(self.chars), blank, self.lm, self.beam)
+                decoded = Decoded(ids, *char_spans(probs[b], ids, starts, stride))
+            out.append(decoded)
         return out
 
 
@@ -184,7 +225,7 @@ class LineReader:
     pad_multiple: int = PAD_WIDTH_MULTIPLE
 
     def __call__(self, model: OnnxModel, lines: list[np.ndarray]) -> list[Decoded]:
-        out: list[Decoded] = [([], [])] * len(lines)
+        out: list[Decoded] = [Decoded([], [])] * len(lines)
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1])
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]

@@ -20,6 +20,7 @@ truth of how to read the model: the predictor takes every setting from it.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -171,6 +172,44 @@ class Decoding:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Raw line score (geometric mean of the character probabilities) -> expected share of correct characters.
+
+    A non-decreasing piecewise linear map through the points ``(raw[i], share[i])`` (an isotonic fit at
+    staging), flat beyond its ends. Fit with ``decoder``; the predictor applies it with that decoder only.
+
+    Attributes:
+        ece_raw, ece_calibrated: the calibration error (mean over score bins of ``|confidence - share
+            correct|``, weighted by the lines in each bin) of the raw and mapped scores on ``measured_on``.
+    """
+
+    raw: tuple[float, ...]
+    share: tuple[float, ...]
+    decoder: str = ""
+    measured_on: str = ""
+    ece_raw: float | None = None
+    ece_calibrated: float | None = None
+
+    def __call__(self, score: float) -> float:
+        if not self.raw:
+            return score
+        i = bisect.bisect_right(self.raw, score)
+        if i == 0:
+            return self.share[0]
+        if i == len(self.raw):
+            return self.share[-1]
+        x0, x1, y0, y1 = self.raw[i - 1], self.raw[i], self.share[i - 1], self.share[i]
+        return y0 + (y1 - y0) * (score - x0) / (x1 - x0) if x1 > x0 else y1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        c: Calibration = _build(cls, d, "manifest calibration")
+        if len(c.raw) != len(c.share) or list(c.raw) != sorted(c.raw) or list(c.share) != sorted(c.share):
+            raise ArtifactError("manifest calibration: raw and share must be non-decreasing, of one length")
+        return dataclasses.replace(c, raw=tuple(c.raw), share=tuple(c.share))
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Training figures, each under the name of what it measures.
 
@@ -245,6 +284,8 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     #: None: an artifact staged without weights (before they were shipped)
     weights: Weights | None = None
+    #: the confidence map (absent in artifacts staged before it: the predictor reports the raw score)
+    calibration: Calibration | None = None
 
     @property
     def has_lm(self) -> bool:
@@ -279,6 +320,7 @@ class Manifest:
             "decoding": self.decoding.to_dict(),
             "files": self.files,
             **({"weights": dataclasses.asdict(self.weights)} if self.weights else {}),
+            **({"calibration": dataclasses.asdict(self.calibration)} if self.calibration else {}),
         }
 
     @classmethod
@@ -323,6 +365,7 @@ class Manifest:
                 ),
                 files=dict(d.get("files", {})),
                 weights=_build(Weights, d["weights"], "manifest weights") if d.get("weights") else None,
+                calibration=Calibration.from_dict(d["calibration"]) if d.get("calibration") else None,
             )
         except KeyError as e:
             raise ArtifactError(f"manifest has no {e.args[0]!r}") from e

@@ -35,15 +35,37 @@ class PredictRequest(BaseModel):
         return self
 
 
+BOX_DESCRIPTION = (
+    "[x_min, y_min, x_max, y_max]: absolute pixels of the input image after its EXIF rotation, max exclusive."
+)
+CONFIDENCE_DESCRIPTION = (
+    "Expected share of correct characters, 0..1 (calibrated at staging on synthetic lines; the geometric "
+    "mean of the character probabilities for a model staged without calibration)."
+)
+
+
+class WordOut(BaseModel):
+    text: str
+    confidence: float = Field(description=CONFIDENCE_DESCRIPTION)
+    box: tuple[int, int, int, int] | None = Field(
+        description=BOX_DESCRIPTION
+        + " From the CTC alignment; null with the attention decoder (no alignment)."
+    )
+
+
 class LineOut(BaseModel):
     text: str
-    confidence: float = Field(description="Geometric mean of the per-character probabilities, 0..1.")
-    box: tuple[int, int, int, int] = Field(description="(top, bottom, left, right) in pixels of the input.")
+    confidence: float = Field(description=CONFIDENCE_DESCRIPTION)
+    box: tuple[int, int, int, int] = Field(description=BOX_DESCRIPTION + " The line's ink.")
+    words: list[WordOut] = Field(default_factory=list, description="The line's words, left to right.")
 
 
 class PredictResponse(BaseModel):
     pred: str = Field(description="The recognised text; lines joined by '\\n'.")
-    confidence: float = Field(description="Mean line confidence, 0..1.")
+    confidence: float = Field(
+        description="Line confidences weighted by their characters, 0..1 (0 when nothing was read). Lines "
+        "read below the predictor's minimum line confidence (specks, paper texture) are left out."
+    )
     lines: list[LineOut]
     model_version: str
     latency_ms: float = Field(description="Server time for this request, decoding and download included.")
@@ -57,7 +79,15 @@ class PredictResponse(BaseModel):
         return cls(
             pred=pred.text,
             confidence=pred.confidence,
-            lines=[LineOut(text=ln.text, confidence=ln.confidence, box=ln.box) for ln in pred.lines],
+            lines=[
+                LineOut(
+                    text=ln.text,
+                    confidence=ln.confidence,
+                    box=ln.box,
+                    words=[WordOut(text=w.text, confidence=w.confidence, box=w.box) for w in ln.words],
+                )
+                for ln in pred.lines
+            ],
             model_version=pred.model_version,
             latency_ms=latency_ms,
             prediction_id=prediction_id,

@@ -6,11 +6,13 @@ API (:func:`run_standalone`, over HTTP). Both go through a :class:`UIBackend`.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+from PIL import Image, ImageDraw, ImageOps
 
 from text_recognizer.serving.errors import ServingError
 from text_recognizer.serving.schemas import FeedbackRequest, FeedbackResponse, PredictResponse
@@ -32,6 +34,13 @@ REASON_LABELS: dict[str, str] = {
     "not_handwriting": "Not handwriting",
     "other": "Something else",
 }
+
+
+#: words read with a lower confidence are drawn in red on the image and underlined in the text; the
+#: confidence is the expected share of correct characters, so below this about one character in three or
+#: more is wrong
+UNSURE_WORD = 0.7
+LINE_COLOUR, WORD_COLOUR, UNSURE_COLOUR = (46, 160, 67), (31, 111, 235), (220, 38, 38)
 
 
 class UIBackend(Protocol):
@@ -116,6 +125,40 @@ def read_upload(path: str) -> bytes:
     return resolved.read_bytes()
 
 
+def annotate(image: bytes, result: PredictResponse) -> Image.Image:
+    """The image (EXIF-rotated, RGB) with each line's box in green, each word's in blue, and the words
+    below :data:`UNSURE_WORD` in red (boxes in the API's ``[x_min, y_min, x_max, y_max]`` pixels)."""
+    img = Image.open(io.BytesIO(image))
+    img = (ImageOps.exif_transpose(img) or img).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(max(img.size) / 400))
+    for line in result.lines:
+        x0, y0, x1, y1 = line.box
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=LINE_COLOUR, width=width)
+        for word in line.words:
+            if word.box is None:
+                continue
+            x0, y0, x1, y1 = word.box
+            unsure = word.confidence < UNSURE_WORD
+            colour = UNSURE_COLOUR if unsure else WORD_COLOUR
+            pad = width + 1
+            box = (x0 + 1, y0 + pad, max(x0 + 1, x1 - 2), max(y0 + pad, y1 - 1 - pad))
+            draw.rectangle(box, outline=colour, width=2 * width if unsure else width)
+    return img
+
+
+def marked_text(result: PredictResponse) -> str:
+    """Markdown of the lines with each word below :data:`UNSURE_WORD` underlined and its confidence."""
+    out = []
+    for line in result.lines:
+        words = [
+            f"<u>{w.text}</u> ({w.confidence:.0%})" if w.confidence < UNSURE_WORD else w.text
+            for w in line.words
+        ]
+        out.append(f"- {line.confidence:.0%}: " + (" ".join(words) if words else line.text))
+    return "\n".join(out)
+
+
 def example_images() -> list[Path]:
     """The example PNGs shipped with the package (rendered by the synthetic engine, never IAM)."""
     return sorted(EXAMPLES_DIR.glob("*.png")) if EXAMPLES_DIR.is_dir() else []
@@ -124,30 +167,36 @@ def example_images() -> list[Path]:
 class UIHandlers:
     """The page's event handlers, plain functions of plain values (tested without a browser).
 
-    ``predict`` returns ``(text, info markdown, ticket, correction box prefill, flag status)``; the ticket
+    ``predict`` returns ``(text, info markdown, ticket, correction box prefill, flag status, the image with
+    its boxes drawn)``; the ticket
     ``(prediction id, feedback token)`` stays in the page's session state and goes back with a flag.
     """
 
     def __init__(self, backend: UIBackend) -> None:
         self.backend = backend
 
-    def predict(self, path: str | None) -> tuple[str, str, tuple[str, str] | None, str, str]:
+    def predict(
+        self, path: str | None
+    ) -> tuple[str, str, tuple[str, str] | None, str, str, Image.Image | None]:
         import gradio as gr
 
         if not path:
-            return "", "", None, "", ""
+            return "", "", None, "", "", None
         try:
-            result = self.backend.predict(read_upload(path))
+            data = read_upload(path)
+            result = self.backend.predict(data)
         except ServingError as e:
             raise gr.Error(e.message) from e
         info = (
             f"**Confidence {result.confidence:.0%}** · {len(result.lines)} line(s) · "
             f"model `{result.model_version}` · {result.latency_ms:.0f} ms"
         )
-        if len(result.lines) > 1:
-            info += "\n\n" + "\n".join(f"- {ln.confidence:.0%}: {ln.text}" for ln in result.lines)
+        if result.lines:
+            info += f"\n\nWords below {UNSURE_WORD:.0%} are underlined (red on the image):\n" + marked_text(
+                result
+            )
         ticket = (result.prediction_id, result.feedback_token)
-        return result.pred, info, ticket, result.pred, ""
+        return result.pred, info, ticket, result.pred, "", annotate(data, result)
 
     def flag(self, ticket: tuple[str, str] | None, correct_text: str, reason: str) -> str:
         import gradio as gr
@@ -171,8 +220,8 @@ class UIHandlers:
 
 
 def build_ui(backend: UIBackend) -> gr.Blocks:
-    """The page. Element ids (``input-image``, ``pred-text``, ``pred-info``, ``correct-text``,
-    ``flag-button``, ``flag-status``) are stable for the browser tests."""
+    """The page. Element ids (``input-image``, ``pred-boxes``, ``pred-text``, ``pred-info``,
+    ``correct-text``, ``flag-button``, ``flag-status``) are stable for the browser tests."""
     import gradio as gr
 
     handlers = UIHandlers(backend)
@@ -190,6 +239,12 @@ def build_ui(backend: UIBackend) -> gr.Blocks:
                     image_mode=None,  # the file as uploaded: stored by its hash, decoded by the predictor
                     label="Handwriting",
                     elem_id="input-image",
+                )
+                boxes = gr.Image(
+                    type="pil",
+                    interactive=False,
+                    label=f"Lines (green), words (blue), words below {UNSURE_WORD:.0%} confidence (red)",
+                    elem_id="pred-boxes",
                 )
                 examples = example_images()
                 if examples:
@@ -214,7 +269,7 @@ def build_ui(backend: UIBackend) -> gr.Blocks:
         image.change(
             handlers.predict,
             inputs=[image],
-            outputs=[text, info, ticket, correct, status],
+            outputs=[text, info, ticket, correct, status, boxes],
             concurrency_limit=None,
         )
         flag.click(handlers.flag, inputs=[ticket, correct, reason], outputs=[status], concurrency_limit=None)

@@ -34,6 +34,7 @@ from text_recognizer.inference.predictor import Predictor
 from text_recognizer.inference.runtime import OnnxModel
 from text_recognizer.paths import shipped_artifact
 from text_recognizer.staging.calibrate import choose_decoder
+from text_recognizer.staging.confidence import CalibrationConfig, fit_calibration
 from text_recognizer.staging.export import check_parity, export_onnx, parity_inputs
 from text_recognizer.staging.lm import LM_TEXT, LMConfig, build_lm
 from text_recognizer.training.lit_module import LitRecognizer
@@ -112,10 +113,13 @@ def stage_model(
     tracking_uri: str | None = None,
     lm_cfg: LMConfig | None = None,
     replace_shipped: bool = False,
+    calibration: CalibrationConfig | None = None,
 ) -> Path:
     """Stage ``source`` (checkpoint path or ``NAME@ALIAS`` / ``NAME/VERSION``) into the folder ``out``.
 
-    A CTC model also gets the character language model of ``lm_cfg`` (default :class:`LMConfig`).
+    A CTC model also gets the character language model of ``lm_cfg`` (default :class:`LMConfig`); the
+    confidence map is fit with the chosen decoder on ``calibration`` (default :class:`CalibrationConfig`;
+    without fonts, none: the predictor then reports the raw score).
     ``out`` may be the shipped model's folder only with ``replace_shipped`` (see :func:`check_target`).
     """
     check_target(out, replace_shipped)
@@ -168,6 +172,12 @@ def stage_model(
         info = LMInfo(lm_cfg.order, lm_cfg.min_count, len(lm), text=LM_TEXT, max_chars=lm_cfg.max_chars)
         decoding = dataclasses.replace(decoding, lm=info)
     manifest = dataclasses.replace(manifest, decoding=decoding)
+    try:
+        cal = fit_calibration(predictor.with_decoding(decoding.default), calibration)
+        manifest = dataclasses.replace(manifest, calibration=cal)
+        print(f"confidence calibrated on {cal.measured_on}: ECE {cal.ece_raw} -> {cal.ece_calibrated}")
+    except Exception as e:  # no fonts: nothing to fit on
+        logging.getLogger(__name__).warning("confidence not calibrated (%s): raw scores", e)
     manifest.write(out)
     size = sum((out / f).stat().st_size for f in names) / 1e6
     print(f"staged {source} -> {out} ({size:.1f} MB, {time.time() - t0:.1f} s); parity: {parity}")
