@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,43 +57,70 @@ class Alignment:
             setattr(self, key, getattr(self, key) + value)
 
 
-def align(predicted: list[str], truth: list[str]) -> Alignment:
-    """Align predicted lines with true lines (see the module docstring), in ``O(n_predicted * n_true)``."""
-    n, m = len(predicted), len(truth)
+#: A move's cost: ``(name, i, j) -> cost`` of the move named ``name`` taking predicted lines from ``i`` and
+#: true lines from ``j`` (how many: :data:`STEPS`).
+MoveCost = Callable[[str, int, int], float]
+#: predicted and true lines each move takes
+STEPS = {"match": (1, 1), "merged": (1, 2), "split": (2, 1), "dropped": (0, 1), "spurious": (1, 0)}
+
+
+def align_moves(n: int, m: int, cost: MoveCost) -> list[tuple[str, int, int, float]]:
+    """The cheapest sequence of moves (:data:`MOVES`) aligning ``n`` predicted lines with ``m`` true lines in
+    order: ``(name, i, j, cost)`` each, ``i``/``j`` the first predicted/true line it takes, top to bottom.
+    ``O(n * m)`` calls of ``cost``."""
     inf = float("inf")
-    cost = np.full((n + 1, m + 1), inf)
-    move: dict[tuple[int, int], tuple[str, int, int, int]] = {}
-    cost[0, 0] = 0.0
+    best = np.full((n + 1, m + 1), inf)
+    move: dict[tuple[int, int], tuple[str, int, int, float]] = {}
+    best[0, 0] = 0.0
     for i in range(n + 1):
         for j in range(m + 1):
-            if cost[i, j] == inf:
+            if best[i, j] == inf:
                 continue
-            steps = []
-            if i < n and j < m:
-                steps.append(("match", 1, 1, edit_distance(predicted[i], truth[j])))
-            if i < n and j + 1 < m:
-                steps.append(("merged", 1, 2, edit_distance(predicted[i], f"{truth[j]} {truth[j + 1]}")))
-            if i + 1 < n and j < m:
-                steps.append(("split", 2, 1, edit_distance(f"{predicted[i]} {predicted[i + 1]}", truth[j])))
-            if j < m:
-                steps.append(("dropped", 0, 1, len(truth[j])))
-            if i < n:
-                steps.append(("spurious", 1, 0, len(predicted[i])))
-            for name, di, dj, c in steps:
-                if cost[i, j] + c < cost[i + di, j + dj]:
-                    cost[i + di, j + dj] = cost[i, j] + c
+            for name, (di, dj) in STEPS.items():
+                if i + di > n or j + dj > m:
+                    continue
+                c = cost(name, i, j)
+                if best[i, j] + c < best[i + di, j + dj]:
+                    best[i + di, j + dj] = best[i, j] + c
                     move[(i + di, j + dj)] = (name, di, dj, c)
-    result = Alignment(true_lines=m, predicted_lines=n)
+    path = []
     i, j = n, m
     while (i, j) != (0, 0):
         name, di, dj, c = move[(i, j)]
         i, j = i - di, j - dj
+        path.append((name, i, j, c))
+    return path[::-1]
+
+
+def align(predicted: list[str], truth: list[str]) -> Alignment:
+    """Align predicted lines with true lines by text (see the module docstring), in
+    ``O(n_predicted * n_true)``."""
+
+    def cost(name: str, i: int, j: int) -> float:
+        if name == "match":
+            return edit_distance(predicted[i], truth[j])
+        if name == "merged":
+            return edit_distance(predicted[i], f"{truth[j]} {truth[j + 1]}")
+        if name == "split":
+            return edit_distance(f"{predicted[i]} {predicted[i + 1]}", truth[j])
+        return len(truth[j]) if name == "dropped" else len(predicted[i])
+
+    return tally(align_moves(len(predicted), len(truth), cost), predicted, truth)
+
+
+def tally(moves: list[tuple[str, int, int, float]], predicted: list[str], truth: list[str]) -> Alignment:
+    """Counts of each move and the character errors of matched lines, segmentation and the whole page."""
+    result = Alignment(true_lines=len(truth), predicted_lines=len(predicted))
+    for name, i, j, _ in moves:
         setattr(result, name, getattr(result, name) + 1)
         if name == "match":
-            result.match_errors += c
+            result.match_errors += edit_distance(predicted[i], truth[j])
             result.match_chars += len(truth[j])
         else:
-            result.segmentation_errors += c
+            di, dj = STEPS[name]
+            result.segmentation_errors += edit_distance(
+                " ".join(predicted[i : i + di]), " ".join(truth[j : j + dj])
+            )
     page_truth = "\n".join(truth)
     result.page_errors = edit_distance("\n".join(predicted), page_truth)
     result.page_chars = len(page_truth)

@@ -29,7 +29,7 @@ def test_writes_a_valid_labels_jsonl_folder(tmp_path: Path, kind: str) -> None:
     assert [r["image"] for r in rows] == ["000000.png", "000001.png", "000002.png"]
     expected = SynthSource(kind, "val", 3, 4)
     for i, r in enumerate(rows):
-        assert set(r) == {"image", "text"}
+        assert set(r) == ({"image", "text", "lines"} if kind == "paragraph" else {"image", "text"})
         assert r["text"] == expected[i].text
         image = load_gray(out / r["image"])
         assert image.shape == expected[i].image.shape

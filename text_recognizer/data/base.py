@@ -19,10 +19,13 @@ class Sample:
     Attributes:
         image: uint8 ``[H, W]`` grayscale, either polarity (the model input pipeline normalises it).
         text: the ground truth; the lines of a paragraph are joined by ``\\n``.
+        lines: the box ``(top, bottom, left, right)`` (exclusive ends, image pixels) of each line's ink, top
+            to bottom, where the source knows them (synthetic paragraphs); empty otherwise.
     """
 
     image: np.ndarray
     text: str
+    lines: tuple[tuple[int, int, int, int], ...] = ()
 
 
 class Source(Protocol):

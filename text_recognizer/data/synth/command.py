@@ -61,7 +61,10 @@ def write_set(out: Path, source: SynthSource) -> None:
             sample = source[i]
             name = f"{i:06d}.png"
             Image.fromarray(sample.image).save(out / name, compress_level=1)
-            f.write(json.dumps({"image": name, "text": sample.text}) + "\n")
+            record: dict[str, object] = {"image": name, "text": sample.text}
+            if sample.lines:  # paragraphs: each line's ink box, [top, bottom, left, right]
+                record["lines"] = [list(box) for box in sample.lines]
+            f.write(json.dumps(record) + "\n")
     labels.replace(out / LABELS_FILE)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from text_recognizer.data.base import Sample
 from text_recognizer.data.synth.corpus import SPLITS, load_corpus
-from text_recognizer.data.synth.render import RenderConfig, render_line, render_paragraph
+from text_recognizer.data.synth.render import RenderConfig, render_line, render_page
 
 KINDS: tuple[str, ...] = ("line", "paragraph")
 #: Large enough that line and paragraph generators (and splits) never share a random stream.
@@ -59,5 +59,5 @@ class SynthSource:
         if self.kind == "line":
             text = corpus.sample_line(rng)
             return Sample(image=render_line(text, rng, self.config), text=text)
-        lines = corpus.sample_paragraph(rng)
-        return Sample(image=render_paragraph(lines, rng, self.config), text="\n".join(lines))
+        page = render_page(corpus.sample_paragraph(rng), rng, self.config)
+        return Sample(image=page.image, text=page.text, lines=page.boxes)

@@ -96,6 +96,13 @@ class RenderConfig:
     noise_sigma: Range = (0.0, 0.05)  # gaussian pixel noise, in [0, 1] brightness
     p_jpeg: float = 0.35
     jpeg_quality: Range = (20.0, 90.0)
+    # hard pages (all off by default; :data:`HARD_CASES` turns them on one at a time)
+    page_rotation_deg: Range = (0.0, 0.0)  # rotation of the whole paragraph (ink, boxes and all)
+    p_partial_neighbours: float = 0.0  # chance of each neighbour line (above, below) cut by the image edge
+    partial_visible: Range = (0.15, 0.4)  # share of a cut neighbour line's height left in the image
+    specks: Range = (0.0, 0.0)  # dust: specks per 100 square x-heights of page
+    speck_size: Range = (0.08, 0.3)  # speck radius
+    p_printed_label: float = 0.0  # chance of each line having a printed label ("Name:") on its left
 
 
 @dataclass(frozen=True)
@@ -454,21 +461,35 @@ def _distort(
     return out.astype(np.float32) * (1.0 / 255.0)
 
 
+_Crop = tuple[tuple[int, int, int, int], tuple[int, int, int, int]]
+
+
 def _crop_pad(
     ink: np.ndarray, baselines: list[float], xh: float, rng: np.random.Generator, cfg: RenderConfig
-) -> tuple[np.ndarray, list[float]]:
+) -> tuple[np.ndarray, list[float], _Crop]:
     """Crop float32 ``[H, W]`` ink to its extent and add random margins on each side.
 
-    Returns the new ink and the baseline rows moved with it.
+    Returns the new ink, the baseline rows moved with it and the crop: ``(top, bottom, left, right)`` rows and
+    columns of the old array kept and the padding ``(top, bottom, left, right)`` added (apply it to
+    anything that must stay aligned with the ink: :func:`_crop_like`).
     """
     rows = np.flatnonzero(ink.max(axis=1) > 0.1)
     cols = np.flatnonzero(ink.max(axis=0) > 0.1)
     if rows.size == 0:
         pad = int(xh)
-        return np.pad(ink, pad), [b + pad for b in baselines]
-    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        box = (0, ink.shape[0], 0, ink.shape[1])
+        return np.pad(ink, pad), [b + pad for b in baselines], (box, (pad, pad, pad, pad))
+    box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    ink = ink[box[0] : box[1], box[2] : box[3]]
     t, b, left, right = (int(_u(rng, cfg.margin) * xh) + 1 for _ in range(4))
-    return np.pad(ink, ((t, b), (left, right))), [y - rows[0] + t for y in baselines]
+    padded = np.pad(ink, ((t, b), (left, right)))
+    return padded, [y - rows[0] + t for y in baselines], (box, (t, b, left, right))
+
+
+def _crop_like(a: np.ndarray, crop: _Crop) -> np.ndarray:
+    """Apply a :func:`_crop_pad` crop (its third result) to another ``[H, W]`` array."""
+    (r0, r1, c0, c1), (t, b, left, right) = crop
+    return np.pad(a[r0:r1, c0:c1], ((t, b), (left, right)))
 
 
 def _rules(shape: tuple[int, int], baselines: list[float], xh: float, rng: np.random.Generator) -> np.ndarray:
@@ -513,8 +534,11 @@ def _lighting(
     return cv2.resize(light.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _perspective(img: np.ndarray, rng: np.random.Generator, cfg: RenderConfig) -> np.ndarray:
-    """Warp float32 ``[H, W]`` as if photographed at a slight angle (edges replicated).
+def _perspective(
+    img: np.ndarray, rng: np.random.Generator, cfg: RenderConfig, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Warp float32 ``[H, W]`` as if photographed at a slight angle (edges replicated), and the uint8 line
+    labels ``[H, W]`` (when given) with it.
 
     Corners only move inwards, so no text leaves the image.
     """
@@ -525,13 +549,22 @@ def _perspective(img: np.ndarray, rng: np.random.Generator, cfg: RenderConfig) -
     jitter = rng.uniform(0.0, amount, (4, 2)) * np.array([w, h]) * inwards
     dst = (src + jitter).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst)
-    return cv2.warpPerspective(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpPerspective(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if labels is not None:
+        labels = cv2.warpPerspective(labels, matrix, (w, h), flags=cv2.INTER_NEAREST)
+    return out, labels
 
 
 def _photograph(
-    ink: np.ndarray, baselines: list[float], xh: float, rng: np.random.Generator, cfg: RenderConfig
-) -> np.ndarray:
-    """Ink coverage float32 ``[H, W]`` -> uint8 ``[H, W]`` photo or scan of it on paper.
+    ink: np.ndarray,
+    baselines: list[float],
+    xh: float,
+    rng: np.random.Generator,
+    cfg: RenderConfig,
+    labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ink coverage float32 ``[H, W]`` -> uint8 ``[H, W]`` photo or scan of it on paper, and the uint8
+    ``[H, W]`` line labels (when given) moved by the same geometric warp.
 
     ``baselines`` (rows of the text's baselines) place ruled-paper lines when the paper is ruled.
     """
@@ -555,7 +588,7 @@ def _photograph(
         img = 1.0 - img
     img = np.asarray(img, dtype=np.float32)
     if not dark and rng.random() < cfg.p_perspective:
-        img = _perspective(img, rng, cfg)
+        img, labels = _perspective(img, rng, cfg, labels)
     if rng.random() < cfg.p_blur:
         sigma = _u(rng, cfg.blur_sigma) * xh / 12.0
         img = cv2.GaussianBlur(img, (0, 0), sigmaX=sigma)
@@ -573,7 +606,7 @@ def _photograph(
         decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
         if decoded is not None:
             out = decoded
-    return out
+    return out, labels
 
 
 def render_line(
@@ -592,8 +625,8 @@ def render_line(
     cfg = cfg or RenderConfig()
     w = _sample_writer(rng, cfg, cfg.x_height_px, fonts)
     line = _write_line(text, w, rng, cfg)
-    ink, baselines = _crop_pad(line.ink, [float(line.baseline)], w.x_height, rng, cfg)
-    return _photograph(ink, baselines, w.x_height, rng, cfg)
+    ink, baselines, _ = _crop_pad(line.ink, [float(line.baseline)], w.x_height, rng, cfg)
+    return _photograph(ink, baselines, w.x_height, rng, cfg)[0]
 
 
 def render_paragraph(
@@ -608,6 +641,40 @@ def render_paragraph(
     Returns:
         uint8 ``[H, W]`` grayscale.
     """
+    return render_page(lines, rng, cfg).image
+
+
+#: Box of a line's ink in image pixels: ``(top, bottom, left, right)``, exclusive ends (``images.LineBox``).
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered paragraph: uint8 ``[H, W]`` image, its text (lines joined by ``\n``; a printed label is
+    part of its line's text) and the box of each line's ink, top to bottom. Partial neighbour lines cut by
+    the image edge are not lines of the text and have no box."""
+
+    image: np.ndarray
+    text: str
+    boxes: tuple[Box, ...]
+
+
+#: Label values of the line-label map that are not lines of the text.
+_TOP_NEIGHBOUR, _BOTTOM_NEIGHBOUR = 250, 251
+#: Coverage above which a pixel belongs to a line's ink (for its box).
+_LABEL_COVERAGE = 0.35
+#: Printed labels of form fields (drawn by :func:`_printed_label`).
+LABELS = ("Name:", "Date:", "Address:", "Notes:", "Ref.", "Item:", "Signed:", "To:")
+
+
+def render_page(lines: list[str], rng: np.random.Generator, cfg: RenderConfig | None = None) -> Page:
+    """:func:`render_paragraph` with the ground truth of each line's box.
+
+    The box is tracked through every geometric step by a uint8 map of which line each ink pixel belongs to,
+    moved with the ink (placement, rotation, crop, partial-edge cut, perspective) and measured at the end.
+    With the default config the image is exactly :func:`render_paragraph`'s (the hard-page knobs draw from
+    ``rng`` only when on).
+    """
     if not lines:
         raise ValueError("render_paragraph needs at least one line")
     cfg = cfg or RenderConfig()
@@ -615,25 +682,189 @@ def render_paragraph(
     xh = w.x_height
     page_angle = _u(rng, cfg.rotation_deg)
     spacing = _u(rng, cfg.line_spacing) * xh
+    texts = list(lines)
+    neighbours = (
+        [bool(rng.random() < cfg.p_partial_neighbours) for _ in range(2)]
+        if cfg.p_partial_neighbours > 0
+        else [False, False]
+    )
+    # a cut neighbour line is written like the others (its words: another line of the paragraph)
+    written = ([lines[-1]] if neighbours[0] else []) + texts + ([lines[0]] if neighbours[1] else [])
     inks: list[_LineInk] = []
-    for text in lines:
+    for text in written:
         tilt = page_angle + float(rng.normal(0.0, cfg.line_rotation_jitter_deg))
         inks.append(_write_line(text, w, rng, replace(cfg, rotation_deg=(tilt, tilt))))
+    codes = (
+        ([_TOP_NEIGHBOUR] if neighbours[0] else [])
+        + list(range(1, len(texts) + 1))
+        + ([_BOTTOM_NEIGHBOUR] if neighbours[1] else [])
+    )
     # place each line's baseline on the page, with indents
     lefts = rng.normal(0.0, cfg.indent_jitter * xh, len(inks))
     if rng.random() < cfg.p_first_line_indent:
-        lefts[0] += _u(rng, (1.0, 4.0)) * xh
+        lefts[0 + neighbours[0]] += _u(rng, (1.0, 4.0)) * xh
     lefts -= lefts.min()
     baselines = [0.0]
     for _ in inks[1:]:
         jitter = float(np.clip(rng.normal(1.0, cfg.line_spacing_jitter), 0.8, 1.2))
         baselines.append(baselines[-1] + spacing * jitter)
+    printed = _sample_labels(len(texts), rng, cfg)
+    if printed:
+        lefts += max(_printed_width(label, xh) for label in printed.values()) + 1.5 * xh
     tops = [int(b) - li.baseline for b, li in zip(baselines, inks, strict=True)]
     y0 = -min(tops)
     H = max(t + y0 + li.ink.shape[0] for t, li in zip(tops, inks, strict=True))
     W = max(int(x) + li.ink.shape[1] for x, li in zip(lefts, inks, strict=True))
     page = np.zeros((H, W), np.float32)
-    for t, x, li in zip(tops, lefts, inks, strict=True):
-        _stamp(page, li.ink, t + y0, int(x))
-    ink, rows = _crop_pad(page, [b + y0 for b in baselines], xh, rng, cfg)
-    return _photograph(ink, rows, xh, rng, cfg)
+    labels = np.zeros((H, W), np.uint8)
+    for t, x, li, code in zip(tops, lefts, inks, codes, strict=True):
+        _stamp_labelled(page, labels, li.ink, t + y0, int(x), code)
+    rows = [b + y0 for b in baselines]
+    for i, label in printed.items():
+        k = i + neighbours[0]
+        ink_cols = np.flatnonzero(inks[k].ink.max(axis=0) > 0.1)
+        right = int(lefts[k]) + (int(ink_cols[0]) if ink_cols.size else 0) - int(_u(rng, (0.6, 1.2)) * xh)
+        _printed_label(page, labels, label, right, int(rows[k]), xh, i + 1)
+        texts[i] = f"{label} {texts[i]}"
+    if cfg.page_rotation_deg != (0.0, 0.0):
+        page, labels, rows = _rotate(page, labels, rows, _u(rng, cfg.page_rotation_deg))
+    ink, rows, crop = _crop_pad(page, rows, xh, rng, cfg)
+    labels = _crop_like(labels, crop)
+    if any(neighbours):
+        ink, labels, rows = _cut_neighbours(ink, labels, rows, rng, cfg)
+    if cfg.specks != (0.0, 0.0):
+        _dust(ink, labels, xh, rng, cfg)
+    image, moved = _photograph(ink, rows, xh, rng, cfg, labels)
+    assert moved is not None
+    return Page(image=image, text="\n".join(texts), boxes=_label_boxes(moved, len(texts)))
+
+
+def _stamp_labelled(page: np.ndarray, labels: np.ndarray, ink: np.ndarray, r: int, c: int, code: int) -> None:
+    """:func:`_stamp` float ``ink`` onto ``page`` and mark the pixels where it is the strongest ink above
+    :data:`_LABEL_COVERAGE` with ``code`` in ``labels`` (same shape as ``page``). ``r, c >= 0``."""
+    h, wd = ink.shape
+    region, lab = page[r : r + h, c : c + wd], labels[r : r + h, c : c + wd]
+    mine = (ink > _LABEL_COVERAGE) & (ink > region)
+    lab[mine] = code
+    np.maximum(region, ink, out=region)
+
+
+def _sample_labels(n: int, rng: np.random.Generator, cfg: RenderConfig) -> dict[int, str]:
+    """Which of ``n`` lines get a printed label, and which label."""
+    if cfg.p_printed_label <= 0:
+        return {}
+    return {i: LABELS[int(rng.integers(len(LABELS)))] for i in range(n) if rng.random() < cfg.p_printed_label}
+
+
+_LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_LABEL_CAP = 0.95  # cap height of printed labels, in x-heights
+
+
+def _label_scale(xh: float) -> tuple[float, int]:
+    """Hershey font scale and stroke thickness of a printed label next to writing of x-height ``xh``."""
+    return _LABEL_CAP * xh / 21.0, max(1, round(0.09 * xh))
+
+
+def _printed_width(label: str, xh: float) -> int:
+    scale, thick = _label_scale(xh)
+    return int(cv2.getTextSize(label, _LABEL_FONT, scale, thick)[0][0])
+
+
+def _printed_label(
+    page: np.ndarray, labels: np.ndarray, label: str, right: int, baseline: int, xh: float, code: int
+) -> None:
+    """Draw ``label`` in a printed font ending at column ``right`` on row ``baseline``; its ink is part of
+    line ``code``."""
+    scale, thick = _label_scale(xh)
+    layer = np.zeros(page.shape, np.uint8)
+    left = max(0, right - _printed_width(label, xh))
+    cv2.putText(layer, label, (left, baseline), _LABEL_FONT, scale, 255, thick, cv2.LINE_AA)
+    _stamp_labelled(page, labels, layer.astype(np.float32) / 255.0, 0, 0, code)
+
+
+def _rotate(
+    page: np.ndarray, labels: np.ndarray, rows: list[float], degrees: float
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Rotate ink and labels ``[H, W]`` by ``degrees`` (counter-clockwise) on a canvas that holds them;
+    ``rows`` (baselines, for ruled paper) move with the centre."""
+    h, w = page.shape
+    a = np.deg2rad(degrees)
+    nw = int(abs(w * np.cos(a)) + abs(h * np.sin(a))) + 2
+    nh = int(abs(h * np.cos(a)) + abs(w * np.sin(a))) + 2
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    matrix[:, 2] += ((nw - w) / 2, (nh - h) / 2)
+    out = cv2.warpAffine(page, matrix, (nw, nh), flags=cv2.INTER_LINEAR)
+    lab = cv2.warpAffine(labels, matrix, (nw, nh), flags=cv2.INTER_NEAREST)
+    return out, lab, [r + (nh - h) / 2 for r in rows]
+
+
+def _cut_neighbours(
+    ink: np.ndarray, labels: np.ndarray, rows: list[float], rng: np.random.Generator, cfg: RenderConfig
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Cut the image through the neighbour lines above and below the text so that only
+    ``cfg.partial_visible`` of each one's height stays, never into a line of the text."""
+    text_rows = np.flatnonzero(((labels > 0) & (labels < _TOP_NEIGHBOUR)).any(axis=1))
+    top, bottom = 0, ink.shape[0]
+    for code in (_TOP_NEIGHBOUR, _BOTTOM_NEIGHBOUR):
+        nb = np.flatnonzero((labels == code).any(axis=1))
+        if nb.size == 0 or text_rows.size == 0:
+            continue
+        keep = int(_u(rng, cfg.partial_visible) * (nb[-1] + 1 - nb[0]))
+        if code == _TOP_NEIGHBOUR:
+            top = min(int(nb[-1]) + 1 - keep, int(text_rows[0]))
+        else:
+            bottom = max(int(nb[0]) + keep, int(text_rows[-1]) + 1)
+    return ink[top:bottom].copy(), labels[top:bottom].copy(), [r - top for r in rows]
+
+
+def _dust(
+    ink: np.ndarray, labels: np.ndarray, xh: float, rng: np.random.Generator, cfg: RenderConfig
+) -> None:
+    """Specks of dust anywhere on the page ink ``[H, W]`` (in place); they belong to no line."""
+    h, w = ink.shape
+    n = int(_u(rng, cfg.specks) * h * w / (100 * xh * xh))
+    for _ in range(n):
+        radius = max(1, round(_u(rng, cfg.speck_size) * xh))
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        layer = np.zeros((2 * radius + 3, 2 * radius + 3), np.float32)
+        cv2.circle(layer, (radius + 1, radius + 1), radius, _u(rng, (0.5, 1.0)), thickness=-1)
+        r, c = centre[1] - radius - 1, centre[0] - radius - 1
+        r0, c0 = max(r, 0), max(c, 0)
+        region = ink[r0 : r + layer.shape[0], c0 : c + layer.shape[1]]
+        part = layer[r0 - r : r0 - r + region.shape[0], c0 - c : c0 - c + region.shape[1]]
+        labels[r0 : r0 + region.shape[0], c0 : c0 + region.shape[1]][part > region] = 0
+        np.maximum(region, part, out=region)
+
+
+def _label_boxes(labels: np.ndarray, n: int) -> tuple[Box, ...]:
+    """Bounding box of each line code ``1..n`` of a label map ``[H, W]`` (``(0, 0, 0, 0)`` if it vanished)."""
+    boxes = []
+    for code in range(1, n + 1):
+        mine = labels == code
+        rows, cols = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
+        if rows.size == 0:
+            boxes.append((0, 0, 0, 0))
+        else:
+            boxes.append((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+    return tuple(boxes)
+
+
+#: Hard pages for the segmentation benchmark: each is one difficulty of real photos on the default renderer.
+HARD_CASE_NAMES = ("skew", "wavy", "tight", "ruled", "partial", "specks", "labels")
+
+
+def hard_case(name: str) -> RenderConfig:
+    """The :class:`RenderConfig` of hard case ``name`` (one of :data:`HARD_CASE_NAMES`)."""
+    base = RenderConfig()
+    cases = {
+        "skew": replace(base, page_rotation_deg=(-5.0, 5.0)),
+        "wavy": replace(base, baseline_wave=(0.3, 0.6), baseline_wave_period=(8.0, 20.0)),
+        "tight": replace(base, line_spacing=(1.75, 2.1), line_spacing_jitter=0.03),
+        "ruled": replace(base, p_ruled=1.0, p_dark_background=0.0, ruled_contrast=(0.15, 0.4)),
+        "partial": replace(base, p_partial_neighbours=1.0),
+        "specks": replace(base, specks=(1.0, 4.0)),
+        "labels": replace(base, p_printed_label=0.7),
+    }
+    if name not in cases:
+        raise ValueError(f"unknown hard case {name!r}; expected one of {', '.join(HARD_CASE_NAMES)}")
+    return cases[name]

@@ -1,0 +1,190 @@
+"""Line finding on hard pages: lines found, merged, split, dropped, spurious, and the whole page's CER.
+
+    python -m benchmarks.segmentation [--pages 20] [--seed 11] [--segmenter paths profile] [--model DIR]
+
+Data: ``--pages`` synthetic pages of each hard case of the renderer (:data:`HARD_CASE_NAMES`: skew up to
+5 degrees, wavy baselines, tight spacing with touching ascenders and descenders, ruled paper, neighbour lines
+cut at the top and bottom edges, dust, printed labels), rendered with a fixed seed, and every labelled folder
+of ``../shared/real-handwriting/`` (both scales; read in place, measured only).
+
+Each page is cut by each segmenter (:data:`text_recognizer.images.SEGMENTERS`) and the lines read by the
+shipped model (whole pipeline: :func:`text_recognizer.images.page_lines` then the predictor's recognizer).
+Predicted lines are aligned with true lines by :func:`benchmarks.error_sources.align_moves`: on synthetic
+pages by their boxes (the renderer knows each line's ink box), on real pages by text
+(:func:`benchmarks.error_sources.align`). *found* is the matched lines, as a share of the true lines.
+Printed per data set and segmenter, then the whole table as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.error_sources import MOVES, STEPS, Alignment, align, align_moves, folder_pages, tally
+from benchmarks.run_all import REAL_HANDWRITING, real_sets
+from text_recognizer.data.synth.corpus import load_corpus
+from text_recognizer.data.synth.render import HARD_CASE_NAMES, hard_case, render_page
+from text_recognizer.images import SEGMENTERS, LineBox, load_gray, page_lines
+from text_recognizer.inference.predictor import Predictor, load_predictor
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class TruePage:
+    """A page to cut: uint8 ``[H, W]`` image (or its file), true lines, and their boxes when known."""
+
+    image: np.ndarray | Path
+    lines: list[str]
+    boxes: tuple[Box, ...] = ()
+
+
+def hard_pages(case: str, n: int, seed: int) -> list[TruePage]:
+    """``n`` synthetic test pages of hard case ``case``, the same for the same ``seed``."""
+    corpus = load_corpus("test")
+    cfg = hard_case(case)
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, HARD_CASE_NAMES.index(case), i])
+        page = render_page(corpus.sample_paragraph(rng), rng, cfg)
+        out.append(TruePage(page.image, page.text.split("\n"), page.boxes))
+    return out
+
+
+def _area(b: Box) -> float:
+    return float(max(0, b[1] - b[0]) * max(0, b[3] - b[2]))
+
+
+def _inter(a: Box, b: Box) -> float:
+    return _area((max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])))
+
+
+def _iou(a: Box, b: Box) -> float:
+    i = _inter(a, b)
+    return i / max(1.0, _area(a) + _area(b) - i)
+
+
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
+def box_cost(predicted: list[Box], truth: list[Box]) -> object:
+    """The move costs of aligning boxes: a match costs ``4 (1 - IoU)`` (so below IoU 0.5 a drop and a
+    spurious line are cheaper), a merge ``4 (2 - c1 - c2)`` with ``c`` the share of each true box the
+    predicted box covers, a split the same with the share of each predicted box inside the true one; a drop
+    or a spurious line costs 1. (Boxes of tilted neighbours overlap, so a merge needs both lines covered,
+    not just a good IoU with their union.)"""
+
+    def cover(outer: Box, inner: Box) -> float:
+        return _inter(outer, inner) / max(1.0, _area(inner))
+
+    def cost(name: str, i: int, j: int) -> float:
+        if name == "match":
+            return 4.0 * (1.0 - _iou(predicted[i], truth[j]))
+        if name == "merged":
+            return 4.0 * (2.0 - cover(predicted[i], truth[j]) - cover(predicted[i], truth[j + 1]))
+        if name == "split":
+            return 4.0 * (2.0 - cover(truth[j], predicted[i]) - cover(truth[j], predicted[i + 1]))
+        return 1.0
+
+    return cost
+
+
+@dataclass
+class Row:
+    """Totals of one data set and segmenter."""
+
+    pages: int = 0
+    alignment: Alignment | None = None
+    cut_s: float = 0.0  # seconds spent finding and cutting lines
+    page_s: float = 0.0  # seconds of the whole pipeline
+
+
+def measure(predictor: Predictor, pages: list[TruePage], segmenter: str, name: str) -> Row:
+    pre = predictor.preprocessor
+    row = Row(alignment=Alignment())
+    for page in tqdm(pages, desc=f"{name} {segmenter}", leave=False):
+        t0 = time.perf_counter()
+        gray = load_gray(page.image)
+        boxes, crops = page_lines(gray, pre.height, pre.max_width, segmenter)
+        t1 = time.perf_counter()
+        texts = [t for t, _ in predictor.recognize(crops)]
+        row.page_s += time.perf_counter() - t0
+        row.cut_s += t1 - t0
+        row.pages += 1
+        if page.boxes:
+            pred_boxes = [_box(b) for b in boxes]
+            moves = align_moves(len(boxes), len(page.boxes), box_cost(pred_boxes, list(page.boxes)))  # type: ignore[arg-type]
+            result = tally(moves, texts, page.lines)
+        else:
+            result = align(texts, page.lines)
+        assert row.alignment is not None
+        row.alignment.add(result)
+    return row
+
+
+def _box(b: LineBox) -> Box:
+    return b.top, b.bottom, b.left, b.right
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=None, help="artifact folder (default: the shipped one)")
+    parser.add_argument("--pages", type=int, default=20, help="synthetic pages of each hard case")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--segmenter", nargs="+", default=list(SEGMENTERS), choices=SEGMENTERS)
+    parser.add_argument("--cases", nargs="+", default=list(HARD_CASE_NAMES), choices=HARD_CASE_NAMES)
+    args = parser.parse_args()
+    predictor = load_predictor(args.model, threads=1)
+    sets: dict[str, list[TruePage]] = {case: hard_pages(case, args.pages, args.seed) for case in args.cases}
+    real = real_sets(REAL_HANDWRITING, None)
+    if not real:
+        print(f"no real handwriting at {REAL_HANDWRITING}: synthetic pages only")
+    for ds in real:
+        sets[ds.name] = [TruePage(image, text.split("\n")) for image, text in folder_pages(ds.path)]
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, pages in sets.items():
+        for segmenter in args.segmenter:
+            row = measure(predictor, pages, segmenter, name)
+            a = row.alignment
+            assert a is not None
+            r = {k: float(v) for k, v in asdict(a).items()}
+            r["found"] = a.match / max(1, a.true_lines)
+            r["page_cer"] = a.page_errors / max(1, a.page_chars)
+            r["cut_ms"] = 1000 * row.cut_s / max(1, row.pages)
+            r["page_ms"] = 1000 * row.page_s / max(1, row.pages)
+            table.setdefault(name, {})[segmenter] = r
+    header = f"{'data':22} {'segmenter':9} {'true':>5} {'pred':>5} {'found':>6} "
+    print(header + " ".join(f"{m:>8}" for m in MOVES[1:]) + f" {'page CER':>8} {'cut ms':>7} {'page ms':>7}")
+    totals: dict[str, Alignment] = {}
+    for name, by_seg in table.items():
+        for segmenter, r in by_seg.items():
+            counts = " ".join(f"{int(r[m]):>8}" for m in MOVES[1:])
+            print(
+                f"{name:22} {segmenter:9} {int(r['true_lines']):>5} {int(r['predicted_lines']):>5} "
+                f"{r['found']:>6.1%} {counts} {r['page_cer']:>8.3f} {r['cut_ms']:>7.1f} {r['page_ms']:>7.1f}"
+            )
+            if name in HARD_CASE_NAMES:
+                total = totals.setdefault(segmenter, Alignment())
+                total.add(Alignment(**{k: int(v) for k, v in r.items() if k in asdict(total)}))
+    for segmenter, t in totals.items():
+        print(
+            f"synthetic hard pages, {segmenter}: {t.match}/{t.true_lines} lines found "
+            f"({t.match / max(1, t.true_lines):.1%}), {t.merged} merged, "
+            f"{t.spurious} spurious ({t.spurious / max(1, t.true_lines):.1%}), "
+            f"page CER {t.page_errors / max(1, t.page_chars):.3f}"
+        )
+    assert set(STEPS) == set(MOVES)
+    print(json.dumps(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The line finder of real pages on rendered hard pages: skewed, wavy, ruled and cut lines, dust, and crops
+of a line's own ink (the full measurement is ``python -m benchmarks.segmentation``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from text_recognizer.data.synth.render import hard_case, render_page
+from text_recognizer.images import find_lines, line_ink, normalize_ink, page_lines, segment_lines
+
+LINES = [
+    "the first line of a page of notes",
+    "written by hand on a phone photo,",
+    "tilted a little and with the lines",
+    "close together, then a fourth line",
+    "and a fifth one to end the page",
+]
+
+
+def _counts(case: str, seeds: range) -> tuple[int, int, int]:
+    """(pages where find_lines finds every line, where segment_lines does, pages)."""
+    ours = profile = 0
+    for seed in seeds:
+        page = render_page(LINES, np.random.default_rng(seed), hard_case(case))
+        ink = normalize_ink(page.image)
+        ours += len(find_lines(ink)) == len(page.boxes)
+        profile += len(segment_lines(ink)) == len(page.boxes)
+    return ours, profile, len(seeds)
+
+
+@pytest.mark.parametrize("case", ["skew", "partial"])
+def test_hard_pages_are_cut_into_their_lines(case: str) -> None:
+    ours, profile, n = _counts(case, range(6))
+    assert ours >= n - 1, (ours, n)
+    assert ours > profile  # the horizontal profile fails these pages (why the finder was replaced)
+
+
+def test_skew_is_measured() -> None:
+    cfg = hard_case("skew")
+    for degrees in (-4.0, 3.0):
+        page = render_page(
+            LINES,
+            np.random.default_rng(1),
+            replace(cfg, page_rotation_deg=(degrees, degrees)),
+        )
+        lines = find_lines(normalize_ink(page.image))
+        # the image is rotated counter-clockwise by ``degrees``: lines rise to the right
+        assert abs(lines[0].skew + np.tan(np.deg2rad(degrees))) < 0.02
+
+
+def test_crops_hold_their_own_line_only() -> None:
+    page = render_page(LINES, np.random.default_rng(2), hard_case("tight"))
+    ink = normalize_ink(page.image)
+    lines = find_lines(ink)
+    assert len(lines) == len(LINES)
+    total = float((ink * (ink > 0.3)).sum())
+    own = sum(float((c * (c > 0.3)).sum()) for c in (line_ink(ink, ln) for ln in lines))
+    assert own <= total * 1.001  # no pixel is given to two lines
+
+
+def test_page_lines_gives_one_crop_per_line() -> None:
+    page = render_page(LINES, np.random.default_rng(3), hard_case("specks"))
+    for segmenter in ("paths", "profile"):
+        boxes, crops = page_lines(page.image, height=32, max_width=1024, segmenter=segmenter)
+        assert len(boxes) == len(crops)
+        assert all(c.shape[0] == 32 and c.dtype == np.float32 for c in crops)
+    with pytest.raises(ValueError, match="unknown segmenter"):
+        page_lines(page.image, height=32, max_width=1024, segmenter="nope")
