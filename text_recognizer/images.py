@@ -289,9 +289,11 @@ def _columns(mask: np.ndarray) -> tuple[int, int]:
     return (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, mask.shape[1])
 
 
-#: Line finders :func:`page_lines` can use: ``paths`` (:func:`find_lines`, the default) and ``profile``
-#: (:func:`segment_lines`, the horizontal ink profile it replaced, kept for the benchmark's comparison).
-SEGMENTERS = ("paths", "profile")
+#: Line finders :func:`page_lines` can use: ``profile`` (:func:`segment_lines`, the horizontal ink profile:
+#: the default) and ``paths`` (:func:`find_lines`: deskew and least-ink paths; far better on skewed, wavy,
+#: ruled and partial pages, but it still splits some single lines and finds extra lines in simple paragraphs
+#: (the bundled examples line-2 and paragraph-2), so it is not the default yet)
+SEGMENTERS = ("profile", "paths")
 
 
 def page_lines(

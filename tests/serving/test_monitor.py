@@ -71,8 +71,8 @@ def test_report_and_plots(
     assert "flag rate: 6/30 = 20.0%" in report
     # t0 -> t0x: 1 edit over 3 characters; t1..t5 -> fixed: 5 edits each over 5 characters
     cer = (1 + 5 * 5) / (3 + 5 * 5)
-    assert f"m-1 predictions     30  flagged     6 ( 20.0%)  corrected     6  CER on corrected {cer:.3f}" in (
-        " ".join(report.split(" "))
+    assert f"m-1 predictions 30 flagged 6 ( 20.0%) corrected 6 CER on corrected {cer:.3f}" in (
+        " ".join(report.split())
     )
     assert "CER on corrected predictions per hour:" in report
     assert "confidence: mean 0.483" in report

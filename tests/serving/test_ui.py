@@ -126,7 +126,7 @@ def test_metrics_count_predictions_and_flags_made_in_the_page(
     assert isinstance(client.app, FastAPI)
     # the handlers of the page mounted in this app: they call the app's own service
     handlers = UIHandlers(LocalBackend(lambda: client.app.state.service))  # type: ignore[union-attr]
-    _, _, ticket, _, _ = handlers.predict(image_file)
+    _, _, ticket, _, _, _ = handlers.predict(image_file)
     handlers.flag(ticket, "hello", "wrong_text")
     client.post("/predict/upload", files={"file": ("line.png", png_bytes(), "image/png")})
     metrics = client.get("/metrics").text
