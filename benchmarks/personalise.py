@@ -37,7 +37,7 @@ from text_recognizer.data.synth.fonts import HOLDOUT_FAMILIES, FontSpec
 from text_recognizer.data.synth.render import render_line
 from text_recognizer.metrics import error_rate
 from text_recognizer.paths import default_artifact
-from text_recognizer.training.finetune import transcribe
+from text_recognizer.staging.finetune import transcribe
 from text_recognizer.training.lit_module import LitRecognizer
 
 WRITER_FAMILY = "dkg-handwriting"
@@ -116,7 +116,7 @@ def send_corrections(model: Path, db: str, samples: list[Sample]) -> dict[str, i
 
 def main() -> None:
     from text_recognizer.serving.feedback_export import export_feedback
-    from text_recognizer.training.finetune import FinetuneConfig, artifact_model, finetune
+    from text_recognizer.staging.finetune import FinetuneConfig, artifact_model, finetune
     from text_recognizer.training.tracking import TrackingConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

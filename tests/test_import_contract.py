@@ -4,7 +4,8 @@
    import, transitively, import neither torch nor Lightning nor torchmetrics.
 2. Data flows one way: data -> models -> training -> staging -> inference -> serving; a module imports only
    from its own or an earlier stage (the shared base modules are stage 0). One exception: staging imports
-   inference, the code it writes the artifact for, so that parity and calibration test the serving code.
+   inference, the code it writes the artifact for, so that parity and calibration test the serving code, and
+   fine-tuning (``staging.finetune``) reads the artifact it starts from through the typed manifest.
 """
 
 from __future__ import annotations

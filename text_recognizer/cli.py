@@ -112,7 +112,7 @@ def finetune(
 ) -> None:
     """Adapt a staged model to the user's corrected lines (mixed with synthetic ones); registered as
     @candidate only if the quality gate passes."""
-    from text_recognizer.training.finetune import FinetuneConfig, finetune
+    from text_recognizer.staging.finetune import FinetuneConfig, finetune
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = FinetuneConfig(lines=lines, base=base)
@@ -126,7 +126,7 @@ def promote(
 ) -> None:
     """Move NAME@production to this version and stage it (OUT_DIR/NAME-vVERSION)."""
     from text_recognizer.staging.assemble import stage_registered
-    from text_recognizer.training.finetune import promote as promote_version
+    from text_recognizer.staging.finetune import promote as promote_version
 
     name, version = promote_version(ref)
     folder = stage_registered(f"{name}/{version}", out_dir)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from text_recognizer.data.folder import read_labels, write_labels
 from text_recognizer.inference.manifest import Manifest
-from text_recognizer.training.finetune import (
+from text_recognizer.staging.finetune import (
     FinetuneConfig,
     GateDecision,
     Scores,
