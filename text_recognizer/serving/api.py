@@ -343,7 +343,7 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = predictor or await run_in_threadpool(open_predictor, settings)
+        model = predictor if predictor is not None else await run_in_threadpool(open_predictor, settings)
         store = await run_in_threadpool(Store, settings.db, StoreOptions.from_settings(settings))
         app.state.service = RecognitionService(model, store, settings, observer=metrics)
         log.info("serving model %s, store %s", model.model_version, store.engine.url.render_as_string())

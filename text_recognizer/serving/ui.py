@@ -128,8 +128,8 @@ def read_upload(path: str) -> bytes:
 def annotate(image: bytes, result: PredictResponse) -> Image.Image:
     """The image (EXIF-rotated, RGB) with each line's box in green, each word's in blue, and the words
     below :data:`UNSURE_WORD` in red (boxes in the API's ``[x_min, y_min, x_max, y_max]`` pixels)."""
-    img = Image.open(io.BytesIO(image))
-    img = (ImageOps.exif_transpose(img) or img).convert("RGB")
+    opened = Image.open(io.BytesIO(image))
+    img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
     draw = ImageDraw.Draw(img)
     width = max(1, round(max(img.size) / 400))
     for line in result.lines:
