@@ -100,7 +100,7 @@ def send_corrections(model: Path, db: str, samples: list[Sample]) -> dict[str, i
             r.raise_for_status()
             answer = r.json()
             counts["sent"] += 1
-            if answer["text"].strip() == s.text.strip():
+            if answer["pred"].strip() == s.text.strip():
                 counts["already_right"] += 1
                 continue
             body = {
