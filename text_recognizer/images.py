@@ -296,27 +296,37 @@ def _columns(mask: np.ndarray) -> tuple[int, int]:
 SEGMENTERS = ("profile", "paths")
 
 
+def line_boxes(ink: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:
+    """The line boxes of a normalised page ``[H, W]`` (ink bright), top to bottom, as :func:`page_lines` cuts
+    it: what the feedback export cuts again to pair corrected lines with predicted ones.
+
+    Raises:
+        ValueError: an unknown ``segmenter``.
+    """
+    if segmenter not in SEGMENTERS:
+        raise ValueError(f"unknown segmenter {segmenter!r}; expected one of {', '.join(SEGMENTERS)}")
+    return segment_lines(ink) if segmenter == "profile" else [ln.box for ln in find_lines(ink)]
+
+
 def page_lines(
     gray: np.ndarray, height: int, max_width: int, segmenter: str = SEGMENTERS[0]
 ) -> tuple[list[LineBox], list[np.ndarray]]:
-    """A page or a line (uint8 ``[H, W]``, any polarity) -> its line boxes, top to bottom, and each line
-    prepared for the model (float32 ``[height, w_i]``): what the predictor reads.
+    """A page or a line (uint8 ``[H, W]``, any polarity) -> its line boxes (:func:`line_boxes`), top to
+    bottom, and each line prepared for the model (float32 ``[height, w_i]``): what the predictor reads.
 
     With ``paths`` each crop is the line's own ink, deskewed, neighbours' strokes masked out
     (:func:`line_ink`)."""
     ink = normalize_ink(gray)
-    if segmenter == "profile":
-        boxes = segment_lines(ink)
-        crops = [
-            prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
-            for b in boxes
-        ]
-        return boxes, crops
-    if segmenter != "paths":
-        raise ValueError(f"unknown segmenter {segmenter!r}; expected one of {', '.join(SEGMENTERS)}")
-    lines = find_lines(ink)
-    crops = [prepare_line(line_ink(ink, ln), height, max_width, normalized=True) for ln in lines]
-    return [ln.box for ln in lines], crops
+    if segmenter == "paths":
+        lines = find_lines(ink)
+        crops = [prepare_line(line_ink(ink, ln), height, max_width, normalized=True) for ln in lines]
+        return [ln.box for ln in lines], crops
+    boxes = line_boxes(ink, segmenter)
+    crops = [
+        prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
+        for b in boxes
+    ]
+    return boxes, crops
 
 
 # ------------------------------------------------------------------------------ line finding on real pages

@@ -1,6 +1,6 @@
 """``feedback export``: user corrections -> one line sample per predicted line, in a ``labels.jsonl`` folder.
 
-The page image is cut into lines as the predictor cuts it (:func:`text_recognizer.images.segment_lines` on
+The page image is cut into lines as the predictor cuts it (:func:`text_recognizer.images.line_boxes` on
 the ink-normalised page); if that gives another number of lines than the prediction had, the correction is
 *unaligned* as a whole. Otherwise each non-blank line of the correction is paired with a predicted line:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from text_recognizer.images import load_gray, normalize_ink, segment_lines
+from text_recognizer.images import line_boxes, load_gray, normalize_ink
 from text_recognizer.metrics import edit_distance
 from text_recognizer.serving.store import CorrectedSample, Store
 
@@ -149,7 +149,7 @@ def line_crops(sample: CorrectedSample) -> list[bytes]:
     top to bottom."""
     gray = load_gray(sample.image)
     crops = []
-    for b in segment_lines(normalize_ink(gray)):
+    for b in line_boxes(normalize_ink(gray)):
         buf = io.BytesIO()
         Image.fromarray(gray[b.top : b.bottom, b.left : b.right]).save(buf, "PNG")
         crops.append(buf.getvalue())
