@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -26,7 +27,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -112,29 +112,77 @@ def requests(slow_url: str) -> dict[str, list[tuple[str, bytes, str]]]:
     }
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection of a client, raw asyncio streams: a load generator as light as
+    ``wrk``, so that on a 2-core machine the clients do not take the CPU the server is measured on (httpx's
+    client took more CPU than the server and its workers together)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def post(self, request: bytes) -> str:
+        """Send one whole request; its status code, or the name of what went wrong."""
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(request)  # not drained first: the server may answer before it reads the body
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(h.lower().split(": ", 1) for h in lines[1:] if ": " in h)
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+            if headers.get("connection", "") == "close":
+                await self.close()
+            return lines[0].split(" ", 2)[1]
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+            await self.close()
+            return type(e).__name__
+
+
+def http_request(path: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 async def run_clients(
     url: str, kinds: list[str], bodies: dict[str, list[tuple[str, bytes, str]]], seconds: float
 ) -> tuple[dict[str, Record], float]:
+    """``len(kinds)`` clients, each with its own connection, sending its kind's requests in turn for
+    ``seconds``; per kind, the statuses and latencies."""
     records = {k: Record() for k in set(kinds)}
-    limits = httpx.Limits(max_connections=len(kinds), max_keepalive_connections=len(kinds))
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        deadline = time.perf_counter() + seconds
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    prepared = {k: [http_request(*b) for b in v] for k, v in bodies.items()}
+    deadline = time.perf_counter() + seconds
 
-        async def one(k: int, kind: str) -> None:
-            i = k
-            while time.perf_counter() < deadline:
-                path, body, content_type = bodies[kind][i % len(bodies[kind])]
-                i += 1
-                t = time.perf_counter()
-                try:
-                    r = await client.post(path, content=body, headers={"content-type": content_type})
-                    status = str(r.status_code)
-                except httpx.HTTPError as e:
-                    status = type(e).__name__
-                records[kind].add(status, time.perf_counter() - t)
+    async def one(k: int, kind: str) -> None:
+        conn = Connection(host, int(port))
+        i = k
+        while time.perf_counter() < deadline:
+            request = prepared[kind][i % len(prepared[kind])]
+            i += 1
+            t = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(conn.post(request), timeout=60)
+            except TimeoutError:
+                status = "timeout"
+                await conn.close()
+            records[kind].add(status, time.perf_counter() - t)
+        await conn.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one(k, kind) for k, kind in enumerate(kinds)))
+    started = time.perf_counter()
+    await asyncio.gather(*(one(k, kind) for k, kind in enumerate(kinds)))
     return records, time.perf_counter() - started
 
 

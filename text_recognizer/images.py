@@ -24,6 +24,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 #: The one pixel limit (width x height), checked from the header before any decoding (:func:`pixel_error`);
 #: Pillow's own global bomb limit is left as it is for other importers.
 MAX_PIXELS = 40_000_000
+#: Most elongated image read, either way (width : height or height : width). A line is read at the model's
+#: input height and at most its ``max_width`` (32 x 512, 16 : 1): no handwriting the model can read has a
+#: shape past 100 : 1, and such shapes (2 x 20,000,000 pixels) cost the most per pixel. Checked from the
+#: header, like :data:`MAX_PIXELS` (:func:`shape_error`).
+MAX_ASPECT = 100
+#: Pixels a page is read at: a larger image is first reduced by a whole factor (box filter) to at most this
+#: many, so line finding costs the same for any larger input (a 40 MP photo: 6 s CPU before, read at about
+#: 1 s), and boxes are scaled back to the input's pixels. A phone photo of a page at 8 MP has lines about
+#: 100 px high; the model reads them at 32.
+WORK_PIXELS = 8_000_000
 #: Most text lines read from one image: bounds the work of a page (one model pass per line), well above a
 #: dense handwritten page (about 40 lines).
 MAX_LINES = 100
@@ -44,6 +54,37 @@ def pixel_error(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | 
     if width * height <= max_pixels:
         return None
     return f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
+
+
+def shape_error(width: int, height: int) -> str | None:
+    """The refusal of an image more elongated than :data:`MAX_ASPECT` or under 2 px on a side, or None.
+    One wording everywhere: ``"image is 2x20000000 pixels: more elongated than 100:1, ..."``."""
+    if min(width, height) < 2:
+        return f"image is {width}x{height} pixels; it needs at least 2x2"
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        return (
+            f"image is {width}x{height} pixels: more elongated than {MAX_ASPECT}:1, which no handwriting "
+            "the model reads is; crop it to the text"
+        )
+    return None
+
+
+def reduce_factor(width: int, height: int, work_pixels: int | None = None) -> int:
+    """The whole factor that brings a ``width`` x ``height`` image to at most ``work_pixels`` (None:
+    :data:`WORK_PIXELS`) pixels; 1: as it is."""
+    work_pixels = WORK_PIXELS if work_pixels is None else work_pixels
+    factor = 1
+    while -(-width // factor) * -(-height // factor) > work_pixels:
+        factor += 1
+    return factor
+
+
+def reduce_gray(gray: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 ``[H, W]`` -> ``[ceil(H / factor), ceil(W / factor)]``: the mean of each ``factor`` x ``factor``
+    block (Pillow's ``reduce``: one pass, linear in the pixels)."""
+    if factor == 1:
+        return gray
+    return np.asarray(Image.fromarray(gray).reduce(factor))
 
 
 def load_gray(src: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -70,9 +111,9 @@ def load_gray(src: ImageSource, name: str | None = None, max_pixels: int = MAX_P
         else:
             data = src if isinstance(src, bytes) else Path(src).read_bytes()
             img = Image.open(io.BytesIO(data))
-        too_big = pixel_error(img.width, img.height, max_pixels)
-        if too_big:
-            raise ImageError(f"{label}: {too_big}")
+        refused = pixel_error(img.width, img.height, max_pixels) or shape_error(img.width, img.height)
+        if refused:
+            raise ImageError(f"{label}: {refused}")
         img = ImageOps.exif_transpose(img) or img
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
@@ -210,6 +251,16 @@ class LineBox:
     left: int
     right: int
 
+    def scaled(self, factor: int, shape: tuple[int, ...]) -> LineBox:
+        """This box of an image reduced by ``factor`` (:func:`reduce_gray`), in the pixels of the image of
+        ``shape`` ``(H, W)`` it was reduced from."""
+        if factor == 1:
+            return self
+        h, w = shape[0], shape[1]
+        return LineBox(
+            self.top * factor, min(h, self.bottom * factor), self.left * factor, min(w, self.right * factor)
+        )
+
 
 def _smooth(p: np.ndarray, k: int) -> np.ndarray:
     """Moving average of ``[N]`` over ``k`` samples, centred like ``np.convolve(p, ones(k) / k, "same")``,
@@ -297,8 +348,7 @@ SEGMENTERS = ("profile", "paths")
 
 
 def line_boxes(ink: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:
-    """The line boxes of a normalised page ``[H, W]`` (ink bright), top to bottom, as :func:`page_lines` cuts
-    it: what the feedback export cuts again to pair corrected lines with predicted ones.
+    """The line boxes of a normalised page ``[H, W]`` (ink bright), top to bottom, by ``segmenter``.
 
     Raises:
         ValueError: an unknown ``segmenter``.
@@ -312,21 +362,32 @@ def page_lines(
     gray: np.ndarray, height: int, max_width: int, segmenter: str = SEGMENTERS[0]
 ) -> tuple[list[LineBox], list[np.ndarray]]:
     """A page or a line (uint8 ``[H, W]``, any polarity) -> its line boxes (:func:`line_boxes`), top to
-    bottom, and each line prepared for the model (float32 ``[height, w_i]``): what the predictor reads.
+    bottom, in the pixels of ``gray``, and each line prepared for the model (float32 ``[height, w_i]``): what
+    the predictor reads. A page over :data:`WORK_PIXELS` is read reduced (:func:`reduce_factor`).
 
     With ``paths`` each crop is the line's own ink, deskewed, neighbours' strokes masked out
     (:func:`line_ink`)."""
-    ink = normalize_ink(gray)
+    factor = reduce_factor(gray.shape[1], gray.shape[0])
+    ink = normalize_ink(reduce_gray(gray, factor))
     if segmenter == "paths":
         lines = find_lines(ink)
         crops = [prepare_line(line_ink(ink, ln), height, max_width, normalized=True) for ln in lines]
-        return [ln.box for ln in lines], crops
-    boxes = line_boxes(ink, segmenter)
-    crops = [
-        prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
-        for b in boxes
-    ]
-    return boxes, crops
+        boxes = [ln.box for ln in lines]
+    else:
+        boxes = line_boxes(ink, segmenter)
+        crops = [
+            prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
+            for b in boxes
+        ]
+    return [b.scaled(factor, gray.shape) for b in boxes], crops
+
+
+def page_boxes(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:
+    """The line boxes :func:`page_lines` finds in ``gray`` (uint8 ``[H, W]``), without preparing the crops:
+    what the feedback export cuts again to pair corrected lines with predicted ones."""
+    factor = reduce_factor(gray.shape[1], gray.shape[0])
+    ink = normalize_ink(reduce_gray(gray, factor))
+    return [b.scaled(factor, gray.shape) for b in line_boxes(ink, segmenter)]
 
 
 # ------------------------------------------------------------------------------ line finding on real pages

@@ -42,7 +42,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, tiny_artifact: Path) -> Re
     return RecognitionService(load_predictor(tiny_artifact), Store(settings.db), settings)
 
 
-@pytest.mark.parametrize("size", [(2, MAX_PIXELS // 2), (MAX_PIXELS // 2, 2), (4, MAX_PIXELS // 4)])
+@pytest.mark.parametrize(
+    "size", [(2, MAX_PIXELS // 2), (MAX_PIXELS // 2, 2), (4, MAX_PIXELS // 4), (6324, 6324), (632, 63_200)]
+)
 def test_extreme_aspect_ratios_take_bounded_cpu(service: RecognitionService, size: tuple[int, int]) -> None:
     data = png(*size)
     started = time.process_time()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from text_recognizer.data.folder import FolderSource, read_labels
 from text_recognizer.inference.types import LineResult, Prediction
@@ -82,6 +84,47 @@ def test_concurrent_writers_of_the_same_image(store: Store) -> None:
         ids = list(pool.map(lambda _: store.record_prediction(png, prediction(), 1.0, "json"), range(16)))
     assert len(set(ids)) == 16
     assert len(store.predictions()) == 16
+
+
+def _queue_behind_a_commit(store: Store, n_good: int, bad: bool) -> tuple[list[Future[str]], Future[None]]:
+    """``n_good`` predictions (and a failing write when ``bad``) queued while another write holds the
+    commit; returns their futures once the held commit is released."""
+    release = threading.Event()
+
+    def fail(session: object) -> None:
+        raise ValueError("a bad write")
+
+    pool = ThreadPoolExecutor(n_good + 2)
+    holder = pool.submit(store._commit_together, "write", lambda session: release.wait(10) and None)
+    while not store._committing:
+        time.sleep(0.01)
+    good = [
+        pool.submit(store.record_prediction, png_bytes(), prediction(), 1.0, "json") for _ in range(n_good)
+    ]
+    failing = pool.submit(store._commit_together, "write", fail if bad else lambda session: None)
+    while len(store._queued) < n_good + 1:
+        time.sleep(0.01)
+    release.set()
+    holder.result()
+    pool.shutdown(wait=True)
+    return good, failing
+
+
+def test_writes_queued_during_a_commit_are_committed_together(store: Store) -> None:
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _: commits.append(1))
+    good, _ = _queue_behind_a_commit(store, 15, bad=False)
+    assert len({f.result() for f in good}) == 15
+    assert len(store.predictions()) == 15
+    assert len(commits) == 1  # one transaction for the 15 (the held write wrote nothing)
+
+
+def test_a_failing_write_in_a_group_fails_alone(store: Store) -> None:
+    good, failing = _queue_behind_a_commit(store, 3, bad=True)
+    with pytest.raises(ValueError, match="a bad write"):
+        failing.result()
+    assert len({f.result() for f in good}) == 3
+    assert len(store.predictions()) == 3
 
 
 def test_committed_writes_survive_a_new_connection(any_db_url: str) -> None:

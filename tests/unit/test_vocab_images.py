@@ -9,11 +9,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 from text_recognizer.images import (
+    MAX_ASPECT,
     ImageError,
     load_gray,
     normalize_ink,
+    page_boxes,
+    page_lines,
     prepare_line,
+    reduce_factor,
     segment_lines,
+    shape_error,
 )
 from text_recognizer.vocab import Vocabulary, default_vocab
 
@@ -64,6 +69,43 @@ def test_segment_lines_finds_each_line() -> None:
     assert all(b.bottom > b.top for b in boxes)
     assert [b.top for b in boxes] == sorted(b.top for b in boxes)
     assert segment_lines(np.zeros((50, 80), np.float32)) == []
+
+
+def test_a_page_over_the_work_pixels_is_read_reduced_with_boxes_in_its_own_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = _page(["first line of text", "second line here", "third one"], size=(420, 190))
+    boxes, crops = page_lines(page, 32, 512)
+    big = np.kron(page, np.ones((4, 4), np.uint8))  # the same page at 4 x the resolution
+    monkeypatch.setattr("text_recognizer.images.WORK_PIXELS", page.size)
+    assert reduce_factor(big.shape[1], big.shape[0]) == 4
+    big_boxes, big_crops = page_lines(big, 32, 512)
+    assert [(b.top // 4, b.bottom // 4, b.left // 4, b.right // 4) for b in big_boxes] == [
+        (b.top, b.bottom, b.left, b.right) for b in boxes
+    ]
+    assert all(b.bottom <= big.shape[0] and b.right <= big.shape[1] for b in big_boxes)
+    assert [c.shape for c in big_crops] == [c.shape for c in crops]
+    assert page_boxes(big) == big_boxes
+
+
+def test_reduce_factor_is_the_least_that_fits() -> None:
+    assert reduce_factor(100, 100, work_pixels=10_000) == 1
+    assert reduce_factor(101, 100, work_pixels=10_000) == 2
+    assert reduce_factor(6300, 6300, work_pixels=8_000_000) == 3  # 2100 x 2100
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"),
+    [
+        ((2, 20_000_000), True),
+        ((1, 50), True),
+        ((MAX_ASPECT * 10, 10), False),
+        ((MAX_ASPECT * 10 + 1, 10), True),
+    ],
+)
+def test_shape_error_refuses_shapes_no_handwriting_has(size: tuple[int, int], refused: bool) -> None:
+    assert (shape_error(*size) is not None) == refused
+    assert (shape_error(size[1], size[0]) is not None) == refused
 
 
 def test_prepare_line_shape() -> None:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from text_recognizer.images import ImageError, pixel_error
+from text_recognizer.images import ImageError, pixel_error, shape_error
 from text_recognizer.inference.types import Prediction
 from text_recognizer.serving.errors import (
     BadBase64,
@@ -141,8 +141,9 @@ def decode_base64_image(value: str, max_bytes: int) -> bytes:
 
 
 def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Read the header only: the format must be one of :data:`IMAGE_FORMATS` and ``width * height`` at most
-    ``max_pixels``. Returns ``(width, height)``.
+    """Read the header only: the format must be one of :data:`IMAGE_FORMATS`, ``width * height`` at most
+    ``max_pixels`` and the shape one that can hold handwriting (:func:`~text_recognizer.images.shape_error`).
+    Returns ``(width, height)``.
 
     Raises:
         NotAnImage, TooManyPixels.
@@ -161,8 +162,9 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     too_big = pixel_error(width, height, max_pixels)
     if too_big:
         raise TooManyPixels(f"image is {too_big}")
-    if width < 2 or height < 2:
-        raise NotAnImage(f"image is {width}x{height} pixels; it needs at least 2x2")
+    bad_shape = shape_error(width, height)
+    if bad_shape:
+        raise NotAnImage(bad_shape)
     return width, height
 
 

@@ -1,8 +1,8 @@
 """``feedback export``: user corrections -> one line sample per predicted line, in a ``labels.jsonl`` folder.
 
-The page image is cut into lines as the predictor cuts it (:func:`text_recognizer.images.line_boxes` on
-the ink-normalised page); if that gives another number of lines than the prediction had, the correction is
-*unaligned* as a whole. Otherwise each non-blank line of the correction is paired with a predicted line:
+The page image is cut into lines as the predictor cuts it (:func:`text_recognizer.images.page_boxes`); if
+that gives another number of lines than the prediction had, the correction is *unaligned* as a whole.
+Otherwise each non-blank line of the correction is paired with a predicted line:
 
 - the same number of lines: top to bottom, one to one;
 - a different number: :func:`align_lines`, a dynamic programme over both line lists whose steps are a
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from text_recognizer.images import line_boxes, load_gray, normalize_ink
+from text_recognizer.images import load_gray, page_boxes
 from text_recognizer.metrics import edit_distance
 from text_recognizer.serving.store import CorrectedSample, Store
 
@@ -149,7 +149,7 @@ def line_crops(sample: CorrectedSample) -> list[bytes]:
     top to bottom."""
     gray = load_gray(sample.image)
     crops = []
-    for b in line_boxes(normalize_ink(gray)):
+    for b in page_boxes(gray):
         buf = io.BytesIO()
         Image.fromarray(gray[b.top : b.bottom, b.left : b.right]).save(buf, "PNG")
         crops.append(buf.getvalue())

@@ -13,10 +13,14 @@ prediction are written in one transaction, so an acknowledged prediction always 
 and Lambda container reaches both with one URL, and one backup holds all. Images are capped by
 ``max_image_bytes`` and stored once per content.
 
-Each write is one transaction, committed before the API answers. SQLite runs in WAL mode with
-``synchronous=FULL``, so a crash (even ``kill -9`` or power loss) loses no acknowledged write; PostgreSQL
-commits are durable by default. A write that fails raises :class:`StoreUnavailable` (HTTP 503): the API never
-answers with an id it did not store. Alembic manages the schema (:mod:`text_recognizer.serving.migrate`).
+Each write is in a transaction committed before the API answers. Predictions that arrive while another is
+being committed are committed together, in the next transaction (group commit: one fsync and one connection
+for all of them; each caller still waits for its own commit, and a failed group is retried one write at a
+time so that one bad write fails alone). Under load that is what lets SQLite keep up with the model.
+SQLite runs in WAL mode with ``synchronous=FULL``, so a crash (even ``kill -9`` or power loss) loses no
+acknowledged write; PostgreSQL commits are durable by default. A write that fails raises
+:class:`StoreUnavailable` (HTTP 503): the API never answers with an id it did not store. Alembic manages
+the schema (:mod:`text_recognizer.serving.migrate`).
 
 Connections: SQLite opens the file per session (``mode=rw``: a deleted file is an error, not a new empty
 database; a file made read-only is seen at once). A server database gets a pool (``db_pool_size``, pre-ping,
@@ -28,9 +32,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -268,6 +273,15 @@ def _image_format(data: bytes) -> str:
         return "bin"
 
 
+@dataclass(eq=False)
+class _Write:
+    """A write waiting for its group's commit; ``error`` is set when it failed."""
+
+    work: Callable[[Session], None]
+    done: bool = False
+    error: Exception | None = None
+
+
 class Store:
     """Predictions and feedback over one SQLAlchemy engine. Thread-safe: one session per call.
 
@@ -289,6 +303,9 @@ class Store:
         self.engine = make_engine(self.url, options, create=False)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._failed_at: float | None = None
+        self._writes = threading.Condition()  # guards _queued and _committing (group commit)
+        self._queued: list[_Write] = []
+        self._committing = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -333,7 +350,8 @@ class Store:
             return False
 
     def record_prediction(self, image: bytes, pred: Prediction, latency_ms: float, source: str) -> str:
-        """Store the image (once per content) and the prediction in one transaction; returns the new id.
+        """Store the image (once per content) and the prediction in one transaction (shared with the
+        predictions recorded at the same time: :meth:`_commit_together`); returns the new id.
 
         Raises:
             StoreUnavailable: the database cannot be written; nothing was stored.
@@ -341,7 +359,8 @@ class Store:
         sha = hashlib.sha256(image).hexdigest()
         stats = pred.image_stats
         pid = uuid.uuid4().hex
-        with self._guard("record a prediction"), self._sessions.begin() as session:
+
+        def write(session: Session) -> None:
             self._store_image(session, sha, image)
             session.add(
                 PredictionRow(
@@ -359,7 +378,50 @@ class Store:
                     source=source,
                 )
             )
+
+        self._commit_together("record a prediction", write)
         return pid
+
+    def _commit_together(self, action: str, work: Callable[[Session], None]) -> None:
+        """Run ``work`` in a committed transaction, with the other writes queued at the same time: a caller
+        that finds no commit running commits everything queued (its own write included); the others wait
+        until theirs is committed or has failed.
+
+        Raises:
+            StoreUnavailable: this write could not be committed (nothing of it was stored).
+        """
+        mine = _Write(work)
+        with self._writes:
+            self._queued.append(mine)
+            while not mine.done and self._committing:
+                self._writes.wait()
+            if not mine.done:
+                self._committing = True
+                batch, self._queued = self._queued, []
+        if not mine.done:
+            try:
+                self._commit_batch(action, batch)
+            finally:
+                with self._writes:
+                    self._committing = False
+                    self._writes.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _commit_batch(self, action: str, batch: list[_Write]) -> None:
+        """Commit ``batch`` in one transaction; if that fails, each write alone. Marks every write done."""
+        try:
+            with self._guard(action), self._sessions.begin() as session:
+                for w in batch:
+                    w.work(session)
+        except Exception as e:
+            if len(batch) > 1:  # one bad write must not fail the others: each alone
+                for w in batch:
+                    self._commit_batch(action, [w])
+                return
+            batch[0].error = e
+        for w in batch:
+            w.done = True
 
     def _store_image(self, session: Session, sha: str, image: bytes) -> None:
         """Insert the image unless its hash is there; a concurrent insert of the same bytes is fine."""
