@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -112,3 +115,18 @@ def test_timeout_and_http_errors(server: str) -> None:
 def test_unresolvable_host() -> None:
     with pytest.raises(DownloadFailed, match="does not resolve"):
         fetch_image("http://no-such-host.invalid/x.png", STRICT)
+
+
+def test_a_slow_name_lookup_is_inside_the_download_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def stuck_lookup(*args: object, **kwargs: object) -> list[object]:
+        release.wait(10)  # a DNS server that does not answer
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck_lookup)
+    started = time.monotonic()
+    with pytest.raises(DownloadFailed, match="did not resolve within"):
+        fetch_image("http://slow-dns.example/x.png", FetchLimits(max_bytes=2**20, timeout_s=0.5))
+    assert time.monotonic() - started < 2.0
+    release.set()

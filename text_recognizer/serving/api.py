@@ -16,6 +16,7 @@ and one Prometheus multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``) so ``/m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ from text_recognizer.serving.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     ServingError,
     UnsupportedMediaType,
     error_body,
@@ -85,6 +87,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "Bad base64, bad JSON or a bad URL",
         401: "An API key is set on this server and the request has not got it",
         403: "image_url points at a refused address, or a feedback token that does not match",
+        408: "The request body did not arrive in time",
         413: "Request, image or download too large, or too many pixels",
         422: "Invalid request, not an image, or the download failed",
         503: "Busy, the prediction timed out, or the monitoring store is unavailable; retry later",
@@ -92,6 +95,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 _HTTP_CODES = {
     404: "not_found",
+    408: "request_timeout",
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -105,41 +109,54 @@ async def _send_json(send: Send, status: int, body: bytes | memoryview) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse request bodies over ``max_bytes`` with 413 (by Content-Length or while streaming), and bodies
+    not wholly received within ``timeout_s`` of the request head with 408: a client that sends its body a
+    byte at a time holds a predict slot (:class:`~.security.AdmissionMiddleware` admits before the body is
+    read) for at most that long."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
-        payload = JSONResponse(error.body()).body
+        too_large = PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, error.status, payload)
+            await _send_json(send, too_large.status, JSONResponse(too_large.body()).body)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         received = 0
-        exceeded = started = False
+        body_done = started = False
+        refusal: ServingError | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
+            nonlocal received, body_done, refusal
+            if body_done:  # after the body: waiting for a disconnect has no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                refusal = RequestTimeout(f"the request body did not arrive within {self.timeout_s:g} s")
+                raise StarletteHTTPException(408, refusal.message) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    exceeded = True
-                    raise StarletteHTTPException(413, error.message)
+                    refusal = too_large
+                    raise StarletteHTTPException(413, too_large.message)
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded:  # whatever the app answers after the limit, the client gets the 413
+            if refusal is not None:  # whatever the app answers after a refusal, the client gets the refusal
                 if not started and message["type"] == "http.response.start":
                     started = True
-                    await _send_json(send, error.status, payload)
+                    await _send_json(send, refusal.status, JSONResponse(refusal.body()).body)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -147,11 +164,11 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
-            if not exceeded:
+            if refusal is None:
                 raise
             if not started:
                 started = True
-                await _send_json(send, error.status, payload)
+                await _send_json(send, refusal.status, JSONResponse(refusal.body()).body)
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -447,7 +464,9 @@ def create_app(settings: ServingSettings | None = None, predictor: PredictorLike
             return RedirectResponse("/docs")
 
     app.add_middleware(ApiErrorsMiddleware, routes=app.router.routes)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_request_bytes, timeout_s=settings.body_timeout_s
+    )
     _install_guards(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=metrics, model_version=lambda: _model_version(app))
     return app

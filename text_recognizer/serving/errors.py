@@ -93,6 +93,10 @@ class MethodNotAllowed(ServingError):
     status, code = 405, "method_not_allowed"
 
 
+class RequestTimeout(ServingError):
+    status, code = 408, "request_timeout"
+
+
 class UnsupportedMediaType(ServingError):
     status, code = 415, "unsupported_media_type"
 

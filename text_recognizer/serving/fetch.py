@@ -8,7 +8,8 @@
 * Redirects are followed by hand, at most ``max_redirects``, each target checked like the first URL.
 * The body is streamed with a byte cap, and the whole download (connecting, headers, body, every redirect)
   has one wall-clock deadline: a watchdog shuts the socket down when it passes, so a host that trickles
-  headers or bytes costs at most ``timeout_s`` (httpx's own timeouts are per read).
+  headers or bytes costs at most ``timeout_s`` (httpx's own timeouts are per read). The name lookup is
+  inside the same deadline (a slow DNS server answers ``422 download_failed`` in time).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import ipaddress
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -113,15 +116,45 @@ def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     return None
 
 
-def resolve_checked(host: str, port: int, allow_private: bool) -> IPAddress:
-    """Resolve ``host`` and return its first address, after checking all of them.
+#: name lookups running at once: ``getaddrinfo`` cannot be interrupted, so a lookup past its download's
+#: deadline is left to finish in one of these threads (the system resolver's own timeouts end it) while the
+#: request answers; when all are taken, further lookups wait their turn within their own deadline.
+RESOLVER_THREADS = 8
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+
+
+def _lookup(host: str, port: int, timeout_s: float | None) -> list[Any]:
+    """``socket.getaddrinfo`` that answers within ``timeout_s`` (None: however long it takes).
 
     Raises:
-        DownloadFailed: the name does not resolve.
+        DownloadFailed: the lookup did not end in time.
+        OSError: the lookup failed (``socket.gaierror``...).
+    """
+    global _resolver
+    if timeout_s is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="resolve")
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=max(0.0, timeout_s))
+    except FutureTimeout as e:
+        future.cancel()
+        raise DownloadFailed(f"image_url host {host!r} did not resolve within {timeout_s:.1f} s") from e
+
+
+def resolve_checked(host: str, port: int, allow_private: bool, timeout_s: float | None = None) -> IPAddress:
+    """Resolve ``host`` (within ``timeout_s``; None: no limit) and return its first address, after checking
+    all of them.
+
+    Raises:
+        DownloadFailed: the name does not resolve, or not in time.
         ForbiddenURL: any address is refused (a name with one private address is refused whole).
     """
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _lookup(host, port, timeout_s)
     except (socket.gaierror, UnicodeError, OSError) as e:
         raise DownloadFailed(f"image_url host {host!r} does not resolve ({e})") from e
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
@@ -134,8 +167,9 @@ def resolve_checked(host: str, port: int, allow_private: bool) -> IPAddress:
     return addresses[0]
 
 
-def _checked_url(url: str, allow_private: bool) -> tuple[httpx.URL, IPAddress]:
-    """Parse and check one URL; returns it and the address to connect to."""
+def _checked_url(url: str, allow_private: bool, deadline: Deadline) -> tuple[httpx.URL, IPAddress]:
+    """Parse and check one URL (its name looked up within ``deadline``); returns it and the address to
+    connect to."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as e:
@@ -146,7 +180,7 @@ def _checked_url(url: str, allow_private: bool) -> tuple[httpx.URL, IPAddress]:
     if not host:
         raise BadURL("image_url has no host")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed, resolve_checked(host.strip("[]"), port, allow_private)
+    return parsed, resolve_checked(host.strip("[]"), port, allow_private, deadline.remaining())
 
 
 def fetch_image(url: str, limits: FetchLimits, client: httpx.Client | None = None) -> bytes:
@@ -162,7 +196,7 @@ def fetch_image(url: str, limits: FetchLimits, client: httpx.Client | None = Non
     http = client or httpx.Client(follow_redirects=False, trust_env=False)
     try:
         for _ in range(limits.max_redirects + 1):
-            parsed, ip = _checked_url(url, limits.allow_private)
+            parsed, ip = _checked_url(url, limits.allow_private, deadline)
             if deadline.remaining() <= 0:
                 raise deadline.error()
             location = _get(http, parsed, ip, limits, deadline)

@@ -32,6 +32,8 @@ class ServingSettings:
         ui: mount the Gradio page at ``/``.
         max_request_bytes: largest HTTP request body accepted (base64 adds a third to the image size).
         max_image_bytes: largest image file accepted, decoded or downloaded.
+        body_timeout_s: longest a request body may take to arrive after its head (past it: ``408``); bounds
+            how long a client that trickles its body holds one of the predict slots.
         max_pixels: largest image (width x height) accepted, checked from the header before decoding.
         predict_timeout_s: the per-request deadline of a prediction (waiting for a free worker included):
             past it the request gets ``503 prediction_timeout`` and, with ``predict_in_processes``, the work
@@ -65,6 +67,7 @@ class ServingSettings:
     ui: bool = True
     max_request_bytes: int = 16 * 2**20
     max_image_bytes: int = 10 * 2**20
+    body_timeout_s: float = 30.0
     max_pixels: int = MAX_PIXELS
     predict_timeout_s: float = 10.0
     predict_in_processes: bool = True
