@@ -401,16 +401,20 @@ def estimate_skew(mask: np.ndarray) -> float:
 
 def _rule_rows(profile: np.ndarray, width: int) -> np.ndarray:
     """Ruled-paper lines of a deskewed row profile ``[H]`` -> bool ``[H]``: a peak at most 4 rows thick that
-    covers more than a third of the ``width`` and stands far above the rows 4-6 away."""
+    covers more than a third of the ``width``, stands far above the rows 5-6 away on one side and a quarter of
+    the width above the rows 5 away on both."""
     n = profile.shape[0]
     rule = np.zeros(n, bool)
     if n < 14:
         return rule
     p = profile
     around = np.minimum(np.maximum(np.roll(p, 5), np.roll(p, 6)), np.maximum(np.roll(p, -5), np.roll(p, -6)))
-    rule = (p > width / 3) & (p > 3.0 * around + 1.0)
-    rule[:6] |= p[:6] > width / 3
-    rule[-6:] |= p[-6:] > width / 3
+    # thin: the rule adds a quarter of the width to its rows over the rows 5 away on both sides (a line's
+    # body, many rows thick, does not; yet in tight spacing a body does stand above the gap on one side)
+    thin = p - np.maximum(np.roll(p, 5), np.roll(p, -5)) > width / 4
+    rule = (p > width / 3) & (p > 3.0 * around + 1.0) & thin
+    rule[:6] |= (p[:6] > width / 3) & thin[:6]
+    rule[-6:] |= (p[-6:] > width / 3) & thin[-6:]
     return rule
 
 
@@ -495,6 +499,44 @@ def _centres(profile: np.ndarray, pitch: float) -> list[int]:
             chosen.append(int(c))
             taken[max(0, c - gap) : c + gap + 1] = True
     return sorted(chosen)
+
+
+#: A body taller than this many times the median body is lines merged (waves, tight spacing).
+TALL_BODY = 1.8
+
+
+def _split_tall(
+    bodies: list[list[int]], typical: float, profile: np.ndarray, pitch: float | None
+) -> tuple[list[list[int]], float]:
+    """Bodies (runs ``[start, end)`` of the deskewed row profile ``[H]``) with those that hold several lines
+    replaced by their lines' centres (:func:`_centres`, one-row runs), and the typical body height.
+
+    With three bodies or more, most of them short (within :data:`TALL_BODY` of the lower quartile) and well
+    apart (median height at most 0.75 of the median spacing of their middles), the spacing checks the
+    autocorrelation's ``pitch`` (a pitch under 0.6 of it is a stroke's period and is replaced by it), and only
+    the tall bodies are cut at their centres; otherwise the whole page is cut at its centres when the pitch
+    says the body holds several lines."""
+    heights = np.array([b - a for a, b in bodies], dtype=np.float32)
+    if len(bodies) >= 3:
+        med = float(np.median(heights))
+        normal = heights <= TALL_BODY * float(np.percentile(heights, 25))
+        mids = np.array([(a + b) / 2 for a, b in bodies], dtype=np.float32)
+        spacing = float(np.median(np.diff(mids)))
+        if normal.sum() * 3 >= 2 * len(bodies) and med <= 0.75 * spacing:
+            if pitch is None or pitch < 0.6 * spacing:
+                pitch = spacing
+            if normal.all():
+                return bodies, med
+            centres = np.array(_centres(profile, pitch))
+            out: list[list[int]] = []
+            for (a, b), ok in zip(bodies, normal, strict=True):
+                inside = centres[(centres >= a) & (centres < b)] if not ok else np.array([])
+                out.extend([[int(c), int(c) + 1] for c in inside] if inside.size > 1 else [[a, b]])
+            return out, min(med, 0.4 * pitch)
+    # one body taller than a few pitches is lines merged by waves or tight spacing; one shorter is a line
+    if pitch is not None and (len(bodies) > 1 or heights[0] > 2.5 * pitch):
+        return [[c, c + 1] for c in _centres(profile, pitch)], 0.4 * pitch
+    return bodies, typical
 
 
 def _separators(
@@ -602,10 +644,7 @@ def find_lines(ink: np.ndarray) -> list[Line]:
     if not bodies:
         return []
     pitch = _pitch(dy, xs, hd, max(16, w // 16))
-    # one body taller than a few pitches is lines merged by waves or tight spacing; one shorter is a line
-    if pitch is not None and (len(bodies) > 1 or bodies[0][1] - bodies[0][0] > 2.5 * pitch):
-        bodies = [[c, c + 1] for c in _centres(profile, pitch)]
-        typical = 0.4 * pitch
+    bodies, typical = _split_tall(bodies, typical, profile, pitch)
     strip = int(np.clip(2.5 * typical, 16, max(16, w)))
     paths = _separators(dy, xs, (hd, w), bodies, strip)
     top_path = np.zeros(w, np.float32)
