@@ -674,10 +674,14 @@ def find_lines(ink: np.ndarray) -> list[Line]:
     if not found:
         return []
     line_height = float(np.median([d for _, _, d in found]))
+    # the image edge cuts a neighbour line in image rows: its box, not its deskewed span, is what is left
+    box_height = float(np.median([b.bottom - b.top for _, b, _ in found]))
     lines: list[Line] = []
     for i, (k, box, height) in enumerate(found):
         at_edge = (i == 0 and box.top <= 1) or (i == len(found) - 1 and box.bottom >= h - 1)
-        if height < (PARTIAL_LINE_SHARE if at_edge else SLIVER_SHARE) * line_height:
+        if at_edge and box.bottom - box.top < PARTIAL_LINE_SHARE * box_height:
+            continue
+        if height < SLIVER_SHARE * line_height:
             continue
         lines.append(Line(box, skew, centre, bounds[k] - offset, bounds[k + 1] - offset))
     if len(lines) > MAX_LINES:
