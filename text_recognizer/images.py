@@ -512,7 +512,8 @@ def _split_tall(
     replaced by their lines' centres (:func:`_centres`, one-row runs), and the typical body height.
 
     With three bodies or more, most of them short (within :data:`TALL_BODY` of the lower quartile) and well
-    apart (median height at most 0.75 of the median spacing of their middles), the spacing checks the
+    apart (median height at most 0.75 of the median spacing of the middles of neighbouring short bodies, two
+    pairs of them at least), the spacing checks the
     autocorrelation's ``pitch`` (a pitch under 0.6 of it is a stroke's period and is replaced by it), and only
     the tall bodies are cut at their centres; otherwise the whole page is cut at its centres when the pitch
     says the body holds several lines."""
@@ -521,11 +522,12 @@ def _split_tall(
         med = float(np.median(heights))
         normal = heights <= TALL_BODY * float(np.percentile(heights, 25))
         mids = np.array([(a + b) / 2 for a, b in bodies], dtype=np.float32)
-        spacing = float(np.median(np.diff(mids)))
+        pairs = normal[1:] & normal[:-1]
+        spacing = float(np.median(np.diff(mids)[pairs])) if pairs.sum() >= 2 else 0.0
         if normal.sum() * 3 >= 2 * len(bodies) and med <= 0.75 * spacing:
             if pitch is None or pitch < 0.6 * spacing:
                 pitch = spacing
-            if normal.all():
+            if normal.all() or pitch is None:
                 return bodies, med
             centres = np.array(_centres(profile, pitch))
             out: list[list[int]] = []
@@ -586,19 +588,48 @@ def _main_span(profile: np.ndarray, gap: int) -> tuple[int, int]:
     return keep[0][0], keep[-1][1]
 
 
+#: Ink for line finding stands at least this much above the mean of its neighbourhood (an eighth of the
+#: page): a blotch of uneven light that normalisation leaves above the threshold does not.
+LOCAL_CONTRAST = 0.05
+
+
 def _line_mask(ink: np.ndarray) -> np.ndarray:
     """The ink that lines are found in: bool ``[H, W]``, each pixel's ``3 x 3`` mean above
-    :data:`INK_THRESHOLD`. Averaging first drops the pixel noise of dim, low-contrast photos (which the
-    threshold alone keeps as a haze of dots that fills the gaps between lines) and keeps strokes."""
+    :data:`INK_THRESHOLD` and :data:`LOCAL_CONTRAST` above the mean of the square an eighth of the page wide
+    around it. Averaging first drops the pixel noise of dim, low-contrast photos (which the threshold alone
+    keeps as a haze of dots that fills the gaps between lines); the local mean drops blotches of light."""
     p = np.pad(ink, 1, mode="edge")
     rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) > np.float32(9.0 * INK_THRESHOLD)
+    mean = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / np.float32(9.0)
+    return (mean > INK_THRESHOLD) & (mean - _surround(mean, max(15, min(ink.shape) // 8)) > LOCAL_CONTRAST)
+
+
+def _surround(a: np.ndarray, size: int) -> np.ndarray:
+    """About the mean of ``[H, W]`` over the ``size x size`` square around each pixel -> ``[H, W]``: box
+    means of blocks an eighth of ``size`` wide, averaged over ``size`` and spread back over their blocks."""
+    h, w = a.shape
+    f = max(1, size // 8)
+    hb, wb = -(-h // f), -(-w // f)
+    padded = np.pad(a, ((0, hb * f - h), (0, wb * f - w)), mode="edge")
+    blocks = padded.reshape(hb, f, wb, f).mean(axis=(1, 3))
+    small = _box_mean(blocks, max(1, size // f) | 1)
+    return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[:h, :w]
+
+
+def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean of ``[H, W]`` over the ``k x k`` square centred on each pixel (edges padded), by running sums."""
+    r = k // 2
+    c = np.pad(a, r, mode="edge").astype(np.float64).cumsum(axis=0).cumsum(axis=1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    h, w = a.shape
+    total = c[k : k + h, k : k + w] - c[:h, k : k + w] - c[k : k + h, :w] + c[:h, :w]
+    return (total / (k * k)).astype(np.float32)
 
 
 def find_lines(ink: np.ndarray) -> list[Line]:
     """Find the text lines of a normalised page ``[H, W]`` (ink bright), top to bottom.
 
-    0. *Mask*: :func:`_line_mask` (ink averaged over 3 x 3 pixels, then thresholded).
+    0. *Mask*: :func:`_line_mask` (ink averaged over 3 x 3 pixels, above the threshold and its surround).
     1. *Deskew*: :func:`estimate_skew` finds the slope of the lines; all further work is on deskewed rows
        (a shear of the ink coordinates, not a resampling of the image).
     2. *Bodies*: the deskewed row profile, ruled-paper lines dropped (:func:`_rule_rows`), gives line bodies
