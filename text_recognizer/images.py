@@ -472,11 +472,18 @@ def _pitch(dy: np.ndarray, xs: np.ndarray, hd: int, strip: int) -> float | None:
     lag = first_min + int(np.argmax(acf[first_min:]))
     if acf[lag] < 0.03 * acf[0]:
         return None
-    # the first peak with most of the best peak's height (not a multiple of the pitch)
-    best = first_min + int(np.flatnonzero(acf[first_min : lag + 1] >= 0.7 * acf[lag])[0])
-    while best + 1 < acf.size and acf[best + 1] >= acf[best]:
-        best += 1
-    return float(best)
+    # the first peak standing out at least half as far as the most prominent one over the dips on either side
+    # (not a multiple of the pitch; the peaks of a repeat can grow with the lag)
+    a = acf[first_min:]
+    peaks = np.flatnonzero((a[1:-1] >= a[:-2]) & (a[1:-1] > a[2:])) + 1
+    peaks = peaks[a[peaks] > 0]
+    if peaks.size == 0:
+        return float(lag)
+    ends = np.concatenate([[0], peaks, [a.size - 1]])
+    prominence = np.array(
+        [a[q] - max(a[ends[i] : q + 1].min(), a[q : ends[i + 2] + 1].min()) for i, q in enumerate(peaks)]
+    )
+    return float(first_min + peaks[int(np.flatnonzero(prominence >= 0.5 * prominence.max())[0])])
 
 
 def _centres(profile: np.ndarray, pitch: float) -> list[int]:
