@@ -633,6 +633,32 @@ def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
     return (total / (k * k)).astype(np.float32)
 
 
+#: A band with less than this share of the median line's ink and :data:`WEAK_HEIGHT` of its height is no line
+#: of its own (a line's descenders or ascenders cut off by a misplaced path, a smudge): it joins a neighbour.
+WEAK_MASS = 0.3
+WEAK_HEIGHT = 0.6
+
+
+def _absorb(
+    kept: list[tuple[int, int, LineBox]], weak: list[tuple[int, LineBox]]
+) -> list[tuple[int, int, LineBox]]:
+    """Lines as ``(first band, last band, box)``, top to bottom, with each weak band ``(band, box)`` joined
+    to the neighbouring line (the band just above or below) whose box is nearest; one with no neighbour is
+    dropped."""
+    out = list(kept)
+    for k, box in weak:
+        near = [j for j, (a, b, _) in enumerate(out) if a == k + 1 or b == k - 1]
+        if not near:
+            continue
+        j = min(near, key=lambda j: max(out[j][2].top - box.bottom, box.top - out[j][2].bottom))
+        a, b, o = out[j]
+        union = LineBox(
+            min(o.top, box.top), max(o.bottom, box.bottom), min(o.left, box.left), max(o.right, box.right)
+        )
+        out[j] = (min(a, k), max(b, k), union)
+    return out
+
+
 def find_lines(ink: np.ndarray) -> list[Line]:
     """Find the text lines of a normalised page ``[H, W]`` (ink bright), top to bottom.
 
@@ -645,7 +671,8 @@ def find_lines(ink: np.ndarray) -> list[Line]:
        line heights wide, so curved lines and touching ascenders/descenders are cut where they meet.
     4. *Edges and dust*: a band at the top or bottom edge that is much shorter than the typical line
        (:data:`PARTIAL_LINE_SHARE`) is a neighbour line cut by the edge and is dropped, as is a band with
-       almost no ink; specks away from a line's ink are left out of its box (:data:`DUST_SHARE`).
+       almost no ink; specks away from a line's ink are left out of its box (:data:`DUST_SHARE`); a band
+       short of both ink and height joins its nearest neighbour (:data:`WEAK_MASS`, :func:`_absorb`).
 
     Cost is linear in the pixels (a few histograms of the ink pixels).
 
@@ -696,7 +723,7 @@ def find_lines(ink: np.ndarray) -> list[Line]:
     starts = np.searchsorted(band[order], np.arange(len(bodies) + 1))
     masses = np.diff(starts).astype(np.float64)
     typical_mass = float(np.median(masses)) if masses.size else 0.0
-    found: list[tuple[int, LineBox, int]] = []  # (band, box, deskewed ink height)
+    found: list[tuple[int, LineBox, int, float]] = []  # (band, box, deskewed ink height, ink)
     for k in range(len(bodies)):
         sel = order[starts[k] : starts[k + 1]]
         if sel.size == 0 or sel.size < DUST_SHARE * typical_mass:
@@ -708,20 +735,27 @@ def find_lines(ink: np.ndarray) -> list[Line]:
         keep = (bdy >= r0) & (bdy < r1) & (bx >= c0) & (bx < c1)
         by, bx = by[keep], bx[keep]
         box = LineBox(int(by.min()), int(by.max()) + 1, int(bx.min()), int(bx.max()) + 1)
-        found.append((k, box, r1 - r0))
+        found.append((k, box, r1 - r0, float(keep.sum())))
     if not found:
         return []
-    line_height = float(np.median([d for _, _, d in found]))
+    line_height = float(np.median([f[2] for f in found]))
     # the image edge cuts a neighbour line in image rows: its box, not its deskewed span, is what is left
-    box_height = float(np.median([b.bottom - b.top for _, b, _ in found]))
-    lines: list[Line] = []
-    for i, (k, box, height) in enumerate(found):
+    box_height = float(np.median([f[1].bottom - f[1].top for f in found]))
+    line_mass = float(np.median([f[3] for f in found]))
+    kept: list[tuple[int, int, LineBox]] = []  # (first band, last band, box)
+    weak: list[tuple[int, LineBox]] = []
+    for i, (k, box, height, mass) in enumerate(found):
         at_edge = (i == 0 and box.top <= 1) or (i == len(found) - 1 and box.bottom >= h - 1)
         if at_edge and box.bottom - box.top < PARTIAL_LINE_SHARE * box_height:
             continue
         if height < SLIVER_SHARE * line_height:
             continue
-        lines.append(Line(box, skew, centre, bounds[k] - offset, bounds[k + 1] - offset))
+        if mass < WEAK_MASS * line_mass and height < WEAK_HEIGHT * line_height:
+            weak.append((k, box))
+        else:
+            kept.append((k, k, box))
+    kept = _absorb(kept, weak)
+    lines = [Line(box, skew, centre, bounds[a] - offset, bounds[b + 1] - offset) for a, b, box in kept]
     if len(lines) > MAX_LINES:
         raise ImageError(f"image has {len(lines)} text lines; at most {MAX_LINES} are read")
     return lines
