@@ -472,17 +472,21 @@ def _pitch(dy: np.ndarray, xs: np.ndarray, hd: int, strip: int) -> float | None:
     lag = first_min + int(np.argmax(acf[first_min:]))
     if acf[lag] < 0.03 * acf[0]:
         return None
-    # the first peak standing out at least half as far as the most prominent one over the dips on either side
-    # (not a multiple of the pitch; the peaks of a repeat can grow with the lag)
+    # the first peak with at least half the best prominence (how far it stands above the deepest dip between
+    # it and a higher peak, on its higher side): not a multiple of the pitch, as the peaks of a repeat can
+    # grow with the lag, nor a notch on a peak's flank
     a = acf[first_min:]
     peaks = np.flatnonzero((a[1:-1] >= a[:-2]) & (a[1:-1] > a[2:])) + 1
     peaks = peaks[a[peaks] > 0]
     if peaks.size == 0:
         return float(lag)
-    ends = np.concatenate([[0], peaks, [a.size - 1]])
-    prominence = np.array(
-        [a[q] - max(a[ends[i] : q + 1].min(), a[q : ends[i + 2] + 1].min()) for i, q in enumerate(peaks)]
-    )
+    prominence = np.zeros(peaks.size)
+    for i, q in enumerate(peaks):
+        left = peaks[:i][a[peaks[:i]] > a[q]]
+        right = peaks[i + 1 :][a[peaks[i + 1 :]] > a[q]]
+        lo = a[(int(left[-1]) if left.size else 0) : q + 1].min()
+        hi = a[q : (int(right[0]) if right.size else a.size - 1) + 1].min()
+        prominence[i] = a[q] - max(lo, hi)
     return float(first_min + peaks[int(np.flatnonzero(prominence >= 0.5 * prominence.max())[0])])
 
 
