@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from text_recognizer.data.synth.render import hard_case, render_page
-from text_recognizer.images import find_lines, line_ink, normalize_ink, page_lines, segment_lines
+from text_recognizer.data.synth.render import hard_case, render_line, render_page
+from text_recognizer.images import find_lines, line_ink, load_gray, normalize_ink, page_lines, segment_lines
+from text_recognizer.serving.ui import EXAMPLES_DIR
 
 LINES = [
     "the first line of a page of notes",
@@ -31,8 +32,10 @@ def _counts(case: str, seeds: range) -> tuple[int, int, int]:
     return ours, profile, len(seeds)
 
 
-@pytest.mark.parametrize("case", ["skew", "partial"])
+@pytest.mark.parametrize("case", ["skew", "partial", "ruled", "tight"])
 def test_hard_pages_are_cut_into_their_lines(case: str) -> None:
+    # ruled: rules dropped only where thin (a tight page's line bodies were taken for rules); tight: the pitch
+    # is the autocorrelation's first prominent peak, not a double one (pairs of lines were merged)
     ours, profile, n = _counts(case, range(6))
     assert ours >= n - 1, (ours, n)
     assert ours > profile  # the horizontal profile fails these pages (why the finder was replaced)
@@ -69,3 +72,27 @@ def test_page_lines_gives_one_crop_per_line() -> None:
         assert all(c.shape[0] == 32 and c.dtype == np.float32 for c in crops)
     with pytest.raises(ValueError, match="unknown segmenter"):
         page_lines(page.image, height=32, max_width=1024, segmenter="nope")
+
+
+def test_a_single_line_is_not_split() -> None:
+    # a single line's ascenders, or the stroke texture of its body, once gave a second "line"
+    for seed in range(24):
+        ink = normalize_ink(render_line(LINES[seed % len(LINES)], np.random.default_rng(seed)))
+        assert len(find_lines(ink)) == 1, seed
+    assert len(find_lines(normalize_ink(load_gray(EXAMPLES_DIR / "line-2.png")))) == 1
+
+
+@pytest.mark.parametrize("where", ["below", "gap"])
+def test_a_speck_is_not_a_line(where: str) -> None:
+    for seed in range(4):
+        page = render_page(LINES, np.random.default_rng(seed))
+        ink = normalize_ink(page.image)
+        h, w = ink.shape
+        pitch = h // len(LINES)
+        canvas = np.zeros((h + pitch, w), np.float32)
+        canvas[:h] = ink
+        # a blot a fifth of a line pitch across, under the text or between its second and third lines
+        cy = h + pitch // 2 if where == "below" else (page.boxes[1][1] + page.boxes[2][0]) // 2
+        yy, xx = np.ogrid[: canvas.shape[0], :w]
+        canvas[(yy - cy) ** 2 + (xx - w // 3) ** 2 <= (pitch // 5) ** 2] = 1.0
+        assert len(find_lines(canvas)) == len(LINES), seed
