@@ -340,11 +340,13 @@ def _columns(mask: np.ndarray) -> tuple[int, int]:
     return (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, mask.shape[1])
 
 
-#: Line finders :func:`page_lines` can use: ``profile`` (:func:`segment_lines`, the horizontal ink profile:
-#: the default) and ``paths`` (:func:`find_lines`: deskew and least-ink paths; far better on skewed, wavy,
-#: tight, ruled, partial, dusty and labelled pages and on plain synthetic paragraphs, and it finds every line
-#: of the real paragraphs, but those read worse from its crops, so it is not the default yet)
-SEGMENTERS = ("profile", "paths")
+#: Line finders :func:`page_lines` can use: ``paths`` (:func:`find_lines`: deskew and least-ink paths, the
+#: default) and ``profile`` (:func:`segment_lines`, the horizontal ink profile). Measured with
+#: ``benchmarks.segmentation`` (2026-12-02): on 140 synthetic hard pages paths finds 96.6 % of the lines to
+#: profile's 49.4 % (merged 7 vs 119), on the plain synthetic paragraphs it reads at page CER 0.135 to 0.404;
+#: on the two real paragraphs both find every line, and profile's rectangular crops read slightly better
+#: there (0.185 / 0.209 vs 0.215 / 0.221)
+SEGMENTERS = ("paths", "profile")
 
 
 def line_boxes(ink: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:
