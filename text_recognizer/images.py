@@ -609,6 +609,11 @@ def _split_tall(
                 inside = centres[(centres >= a) & (centres < b)] if not ok else np.array([])
                 out.extend([[int(c), int(c) + 1] for c in inside] if inside.size > 1 else [[a, b]])
             return out, min(med, 0.4 * pitch)
+    # bodies further apart than two pitches: the autocorrelation found a stroke's period, not the lines'
+    # (two lines of print), so each body is a line
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(bodies)]
+    if pitch is not None and gaps and min(gaps) > 2 * pitch:
+        return bodies, float(np.median(heights))
     # one body taller than a few pitches is lines merged by waves or tight spacing; one shorter is a line
     if pitch is not None and (len(bodies) > 1 or heights[0] > 2.5 * pitch):
         return [[c, c + 1] for c in _centres(profile, pitch)], 0.4 * pitch
