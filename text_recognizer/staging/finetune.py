@@ -62,7 +62,7 @@ class FinetuneConfig:
     base: Path | None = None
     max_minutes: float = 4.0
     heldout_fraction: float = 0.25
-    user_weight: float = 0.5
+    user_weight: float = 0.3
     user_restyle: float = 0.8
     train_size: int = 256
     threads: int = 1

@@ -9,6 +9,8 @@ Three stages, all driven by one seeded generator:
 3. *Camera* (:func:`_photograph`): paper and ink tones, pen pressure, paper texture, uneven lighting
    (gradient, vignette), blur, resolution loss, noise, JPEG artefacts, and either polarity.
 
+:func:`restyle_line` runs the last two stages on a real line's ink (augmenting users' corrected lines).
+
 All sizes are relative to the x-height (height of a lowercase ``x``) so one config works at any scale.
 """
 
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from text_recognizer.data.synth.fonts import THIN_SUPERSAMPLE, FontSpec, glyph, list_fonts
+from text_recognizer.images import normalize_ink
 
 Range = tuple[float, float]
 
@@ -645,8 +648,6 @@ def restyle_line(image: np.ndarray, rng: np.random.Generator, cfg: RenderConfig 
     Returns:
         uint8 ``[H', W']``; ``image`` itself when it has no ink.
     """
-    from text_recognizer.images import normalize_ink
-
     cfg = cfg or RenderConfig()
     ink = normalize_ink(image)
     rows = np.flatnonzero(ink.max(axis=1) > 0.1)
