@@ -1,6 +1,11 @@
 """A new user's handwriting, and what 64 of their corrections buy: the whole loop, end to end.
 
-    python -m benchmarks.personalise [--model DIR] [--minutes 4] [--out outputs/personalise]
+    python -m benchmarks.personalise [--model DIR] [--minutes 8] [--out outputs/personalise] [--seed N]
+        [--set FIELD=VALUE ...]
+
+``--seed`` renders another sample of the writer (other lines, other variation): choose fine-tuning settings
+(``--set``, numbers of :class:`~text_recognizer.staging.finetune.FinetuneConfig`) on such a render and
+report the default one, so that no setting is tuned on the lines it is judged on.
 
 The "writer" is a handwriting the model never trained on: Daniel Kahn Gillmor's hand (Debian's
 ``fonts-dkg-handwriting``, ``make holdout-fonts``), outside the npm catalogue that ``data fetch`` reads and

@@ -60,7 +60,7 @@ class FinetuneConfig:
 
     lines: Path
     base: Path | None = None
-    max_minutes: float = 4.0
+    max_minutes: float = 8.0
     heldout_fraction: float = 0.25
     user_weight: float = 0.3
     user_restyle: float = 0.8
