@@ -1,6 +1,11 @@
 """A new user's handwriting, and what 64 of their corrections buy: the whole loop, end to end.
 
-    python -m benchmarks.personalise [--model DIR] [--minutes 4] [--out outputs/personalise]
+    python -m benchmarks.personalise [--model DIR] [--minutes 8] [--out outputs/personalise] [--seed N]
+        [--set FIELD=VALUE ...]
+
+``--seed`` renders another sample of the writer (other lines, other variation): choose fine-tuning settings
+(``--set``, numbers of :class:`~text_recognizer.staging.finetune.FinetuneConfig`) on such a render and
+report the default one, so that no setting is tuned on the lines it is judged on.
 
 The "writer" is a handwriting the model never trained on: Daniel Kahn Gillmor's hand (Debian's
 ``fonts-dkg-handwriting``, ``make holdout-fonts``), outside the npm catalogue that ``data fetch`` reads and
@@ -114,6 +119,22 @@ def send_corrections(model: Path, db: str, samples: list[Sample]) -> dict[str, i
     return counts
 
 
+def overrides(cfg: object, settings: list[str]) -> dict[str, float | int]:
+    """``FIELD=VALUE`` strings -> replacements of numeric fields of the dataclass ``cfg``.
+
+    Raises:
+        SystemExit: an unknown or non-numeric field.
+    """
+    out: dict[str, float | int] = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        current = getattr(cfg, name, None)
+        if not isinstance(current, int | float) or isinstance(current, bool):
+            raise SystemExit(f"--set {item}: {name!r} is not a numeric field of {type(cfg).__name__}")
+        out[name] = type(current)(value)
+    return out
+
+
 def main() -> None:
     from text_recognizer.serving.feedback_export import export_feedback
     from text_recognizer.staging.finetune import FinetuneConfig, artifact_model, finetune
@@ -124,6 +145,13 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=FinetuneConfig.max_minutes)
     ap.add_argument("--out", type=Path, default=Path("outputs/personalise"))
     ap.add_argument("--seed", type=int, default=2302)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a number of FinetuneConfig (user_weight, user_restyle, lr, ...); repeatable",
+    )
     args = ap.parse_args()
     model = args.model or default_artifact()
     out: Path = args.out / time.strftime("%Y%m%d-%H%M%S")
@@ -141,7 +169,7 @@ def main() -> None:
         tracking_uri=f"sqlite:///{out / 'mlflow.db'}", artifact_location=str(out / "mlartifacts")
     )
     cfg = FinetuneConfig(lines=out / "corrections", base=model, work_dir=out / "finetune", tracking=tracking)
-    cfg = dataclasses.replace(cfg, max_minutes=args.minutes)
+    cfg = dataclasses.replace(cfg, max_minutes=args.minutes, **overrides(cfg, args.set))
     cpu0, wall0 = time.process_time(), time.time()
     result = finetune(cfg)
     cpu, wall = time.process_time() - cpu0, time.time() - wall0
@@ -164,6 +192,7 @@ def main() -> None:
         "train_minutes": result.train_seconds / 60,
         "gate_passed": result.gate.passed,
         "gate": dataclasses.asdict(result.gate),
+        "finetune_config": {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float)},
     }
     print(f"writer {WRITER_FAMILY}: {counts['corrected']} corrections of {N_SENT} lines, {exported} exported")
     print(

@@ -108,7 +108,7 @@ def finetune(
     base: Annotated[
         Path | None, typer.Option(help="Artifact to start from (its weights.pt). [default: the served model]")
     ] = None,
-    minutes: Annotated[float | None, typer.Option(help="Training time limit. [default: 4]")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Training time limit. [default: 8]")] = None,
 ) -> None:
     """Adapt a staged model to the user's corrected lines (mixed with synthetic ones); registered as
     @candidate only if the quality gate passes."""

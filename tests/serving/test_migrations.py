@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,16 @@ INSERT INTO feedback VALUES (1, '0123456789abcdef0123456789abcdef', '2025-11-30 
 """
 OLD_ID = "0123456789abcdef0123456789abcdef"
 
-#: a second migration, in a copy of the migrations folder, so the database is one revision behind
-SECOND_REVISION = """
+#: this code's latest revision
+HEAD = "0002"
+#: a further migration, in a copy of the migrations folder, so the database is one revision behind
+NEXT = "0900"
+NEXT_REVISION = f"""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{NEXT}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -78,13 +82,17 @@ def test_a_pre_migration_sqlite_database_is_stamped_and_keeps_its_rows(tmp_path:
         con.executescript(PRE_MIGRATION_SCHEMA)
     store = Store(f"sqlite:///{path}")
     try:
-        assert revision(f"sqlite:///{path}") == "0001"
+        assert revision(f"sqlite:///{path}") == HEAD  # stamped 0001, then migrated
+        assert "line_boxes" in columns(f"sqlite:///{path}")
         [old] = store.predictions()
         assert (old.id, old.flagged, old.width, old.model_version) == (OLD_ID, True, 160, "m-0")
-        assert [s.text for s in store.corrected_samples()] == ["hello"]
+        assert [(s.text, s.boxes) for s in store.corrected_samples()] == [("hello", None)]  # no boxes then
         new = store.record_prediction(png_bytes(), prediction(), 1.0, "json")
         assert store.record_feedback(OLD_ID, "hello!", "wrong_text") == 2
+        assert store.record_feedback(new, "hello!", "wrong_text") == 3
         assert {r.id for r in store.predictions()} == {OLD_ID, new}
+        boxes = {s.prediction_id: s.boxes for s in store.corrected_samples()}
+        assert boxes == {OLD_ID: None, new: (prediction().lines[0].box,)}
     finally:
         store.close()
 
@@ -93,11 +101,11 @@ def test_a_pre_migration_sqlite_database_is_stamped_and_keeps_its_rows(tmp_path:
 def two_revisions(tmp_path: Path) -> Path:
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_client.py").write_text(SECOND_REVISION)
+    (folder / "versions" / "0900_client.py").write_text(NEXT_REVISION)
     return folder
 
 
-def at_baseline_with_a_row(url: str) -> str:
+def at_head_with_a_row(url: str) -> str:
     store = Store(url)
     pid = store.record_prediction(png_bytes(), prediction(), 1.0, "json")
     store.close()
@@ -120,34 +128,73 @@ def columns(url: str) -> set[str]:
     return names
 
 
+def test_a_database_at_the_baseline_gets_the_line_boxes_column(any_db_url: str, tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline"
+    shutil.copytree(MIGRATIONS, baseline, ignore=shutil.ignore_patterns("__pycache__", "0002_*"))
+    engine = create_engine(any_db_url)
+    at = datetime(2025, 11, 30, 10, tzinfo=UTC)
+    try:
+        assert upgrade(engine, baseline) == (None, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO images VALUES ('aa', :data, 'png', :at)"), {"data": png_bytes(), "at": at}
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO predictions VALUES (:id, :at, 'aa', 160, 40, 240.0, 'dark_ink', 'helo', 0.8,"
+                    " 1, 12.0, 'm-0', 'json')"
+                ),
+                {"id": OLD_ID, "at": at},
+            )
+            conn.execute(
+                text("INSERT INTO feedback VALUES (1, :id, :at, 'hello', 'wrong_text')"),
+                {"id": OLD_ID, "at": at},
+            )
+    finally:
+        engine.dispose()
+    assert "line_boxes" not in columns(any_db_url)
+    if not any_db_url.startswith("sqlite"):  # a server database migrates as a deployment step
+        with pytest.raises(SchemaBehind):
+            Store(any_db_url)
+        assert CliRunner().invoke(app, ["db", "upgrade", "--db", any_db_url]).exit_code == 0
+    store = Store(any_db_url)  # SQLite: migrated on start
+    try:
+        assert revision(any_db_url) == HEAD and "line_boxes" in columns(any_db_url)
+        assert [(s.prediction_id, s.text, s.boxes) for s in store.corrected_samples()] == [
+            (OLD_ID, "hello", None)
+        ]
+    finally:
+        store.close()
+
+
 def test_sqlite_upgrades_on_start(db_url: str, two_revisions: Path) -> None:
-    pid = at_baseline_with_a_row(db_url)
+    pid = at_head_with_a_row(db_url)
     engine = create_engine(db_url)
     ensure_schema(engine, auto_upgrade=False, script_location=two_revisions)
     engine.dispose()
-    assert revision(db_url) == "0002" and "client" in columns(db_url)
+    assert revision(db_url) == NEXT and "client" in columns(db_url)
     assert prediction_ids(db_url) == [pid]
 
 
 def test_postgresql_behind_refuses_to_start_unless_auto_upgrade(
     postgres_url: str, two_revisions: Path
 ) -> None:
-    pid = at_baseline_with_a_row(postgres_url)
+    pid = at_head_with_a_row(postgres_url)
     engine = create_engine(postgres_url)
     try:
         with pytest.raises(SchemaBehind, match="text-recognizer db upgrade"):
             ensure_schema(engine, auto_upgrade=False, script_location=two_revisions)
-        assert revision(postgres_url) == "0001"
+        assert revision(postgres_url) == HEAD
         ensure_schema(engine, auto_upgrade=True, script_location=two_revisions)
-        assert revision(postgres_url) == "0002" and "client" in columns(postgres_url)
+        assert revision(postgres_url) == NEXT and "client" in columns(postgres_url)
         assert prediction_ids(postgres_url) == [pid]
-        assert upgrade(engine, two_revisions) == ("0002", "0002")  # idempotent
+        assert upgrade(engine, two_revisions) == (NEXT, NEXT)  # idempotent
     finally:
         engine.dispose()
 
 
 def test_a_revision_the_code_does_not_know_refuses_to_start(any_db_url: str) -> None:
-    at_baseline_with_a_row(any_db_url)
+    at_head_with_a_row(any_db_url)
     engine = create_engine(any_db_url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
@@ -159,8 +206,8 @@ def test_a_revision_the_code_does_not_know_refuses_to_start(any_db_url: str) -> 
 def test_db_upgrade_command_creates_the_schema(any_db_url: str) -> None:
     result = CliRunner().invoke(app, ["db", "upgrade", "--db", any_db_url])
     assert result.exit_code == 0, result.output
-    assert "schema revision 0001 (was empty)" in result.output
-    assert revision(any_db_url) == "0001"
+    assert f"schema revision {HEAD} (was empty)" in result.output
+    assert revision(any_db_url) == HEAD
     again = CliRunner().invoke(app, ["db", "upgrade", "--db", any_db_url])
     assert again.exit_code == 0 and "(was" not in again.output
 

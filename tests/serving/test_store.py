@@ -25,7 +25,7 @@ def prediction(text_: str = "hello", width: int = 160, height: int = 40) -> Pred
     return Prediction(
         text=text_,
         confidence=0.8,
-        lines=[LineResult(text_, 0.8, (0, height, 0, width))],
+        lines=[LineResult(text_, 0.8, (0, 0, width, height))],
         model_version="m-1",
         seconds=0.01,
         image_stats={"width": width, "height": height, "brightness": 240.0, "polarity": "dark_ink"},

@@ -7,7 +7,9 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
+from sqlalchemy import text as sql
 
 from text_recognizer.data.folder import FolderSource, read_labels
 from text_recognizer.data.modules import DataConfig, EncodedDataset
@@ -34,7 +36,7 @@ def page_png(lines: list[str], width: int = 200, pitch: int = 40) -> bytes:
 
 
 def prediction(texts: list[str], pitch: int = 40) -> Prediction:
-    lines = [LineResult(t, 0.5, (i * pitch, (i + 1) * pitch, 0, 200)) for i, t in enumerate(texts)]
+    lines = [LineResult(t, 0.5, (0, i * pitch, 200, (i + 1) * pitch)) for i, t in enumerate(texts)]
     return Prediction("\n".join(texts), 0.5, lines, "m-1", 0.01, {"width": 200, "height": pitch * len(texts)})
 
 
@@ -70,6 +72,48 @@ def test_page_correction_exported_as_line_samples(tmp_path: Path) -> None:
     for i in range(5):
         image, ids, text = ds[i]
         assert image.shape[:2] == (1, height) and text == labels[i].text and len(ids) == len(text) + 2
+
+
+def test_export_cuts_exactly_the_stored_line_boxes(tmp_path: Path) -> None:
+    """The predictor read two lines of a three-line page (it left the last out) with boxes no re-cut gives:
+    the export writes exactly those two crops, paired with the two corrected lines."""
+    db = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    store = Store(db)
+    page = page_png(["first line", "second one", "third"])
+    boxes = [(5, 8, 120, 37), (3, 41, 150, 79)]
+    lines = [LineResult(t, 0.5, b) for t, b in zip(["frst lne", "secnd one"], boxes, strict=True)]
+    pred = Prediction("frst lne\nsecnd one", 0.5, lines, "m-1", 0.01, {})
+    pid = store.record_prediction(page, pred, 1.0, "ui")
+    store.record_feedback(pid, "first line\nsecond one", "wrong_text")
+    [sample] = store.corrected_samples()
+    store.close()
+    assert sample.boxes == tuple(boxes)
+    written, unaligned = export_feedback(tmp_path / "out", db)
+    assert (written, unaligned) == (2, [])
+    gray = np.asarray(Image.open(io.BytesIO(page)).convert("L"))
+    labels = read_labels(tmp_path / "out")
+    assert [e.text for e in labels] == ["first line", "second one"]
+    for entry, (x0, y0, x1, y1) in zip(labels, boxes, strict=True):
+        assert np.array_equal(np.asarray(Image.open(entry.image)), gray[y0:y1, x0:x1])
+
+
+def test_a_prediction_stored_without_boxes_is_cut_again(tmp_path: Path) -> None:
+    """Rows from before revision 0002 have no boxes: the page is cut as the predictor cuts it, and a cut
+    that disagrees with the number of predicted lines leaves the correction out, counted."""
+    db = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    store = Store(db)
+    page = page_png(["first line", "second one", "third"])
+    agrees = store.record_prediction(page, prediction(["frst lne", "secnd one", "thrd"]), 1.0, "ui")
+    store.record_feedback(agrees, "first line\nsecond one\nthird", "wrong_text")
+    differs = store.record_prediction(page, prediction(["frst lne", "secnd one"]), 1.0, "ui")
+    store.record_feedback(differs, "first line\nsecond one", "wrong_text")
+    with store.engine.begin() as conn:
+        conn.execute(sql("UPDATE predictions SET line_boxes = NULL"))
+    assert [s.boxes for s in store.corrected_samples()] == [None, None]
+    store.close()
+    written, unaligned = export_feedback(tmp_path / "out", db)
+    assert written == 3
+    assert [(u.prediction_id, u.predicted_lines, u.cut_lines) for u in unaligned] == [(differs, 2, 3)]
 
 
 def test_align_lines_joins_cuts_and_leaves_out() -> None:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from text_recognizer.data.base import Sample
+from text_recognizer.data.folder import FolderSource, write_labels
+from text_recognizer.data.modules import SourceSpec, build_source
+from text_recognizer.data.synth.dataset import Restyled
 from text_recognizer.data.synth.fonts import glyph, list_fonts
-from text_recognizer.data.synth.render import RenderConfig, _join_letters, _vary_glyph, render_line
+from text_recognizer.data.synth.render import (
+    RenderConfig,
+    _join_letters,
+    _vary_glyph,
+    render_line,
+    restyle_line,
+)
 
 
 def _caveat_a(size: int = 60, thin: int = 0) -> np.ndarray:
@@ -52,3 +65,64 @@ def test_the_renderer_is_deterministic_and_varies_between_writers() -> None:
     c = render_line("the same words", np.random.default_rng(6), cfg)
     assert np.array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+#: the camera stage off, so that strokes can be told from paper by a threshold
+PLAIN_CAMERA = RenderConfig(
+    p_dark_background=0.0,
+    ink_contrast=(0.8, 0.8),
+    pressure_variation=(0.0, 0.0),
+    paper_texture=(0.0, 0.0),
+    lighting_gradient=(0.0, 0.0),
+    vignette=(0.0, 0.0),
+    p_shadow=0.0,
+    p_ruled=0.0,
+    p_perspective=0.0,
+    p_blur=0.0,
+    p_downscale=0.0,
+    noise_sigma=(0.0, 0.0),
+    p_jpeg=0.0,
+)
+
+
+def _ink_extent(image: np.ndarray) -> tuple[int, int]:
+    """Height and width of the strokes of a dark-on-light uint8 ``[H, W]`` line."""
+    strokes = image < np.median(image) - 0.3 * 255
+    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+    assert rows.size and cols.size
+    return int(rows[-1] - rows[0]), int(cols[-1] - cols[0])
+
+
+def test_restyling_a_real_line_varies_it_and_keeps_its_text_whole() -> None:
+    line = render_line("the quick brown fox jumps", np.random.default_rng(3), PLAIN_CAMERA)
+    h, w = _ink_extent(line)
+    again = [restyle_line(line, np.random.default_rng(i), PLAIN_CAMERA) for i in range(4)]
+    assert np.array_equal(again[0], restyle_line(line, np.random.default_rng(0), PLAIN_CAMERA))
+    assert len({a.tobytes() for a in [line, *again]}) == 5
+    for a in again:  # no ink cut away, none invented: the strokes span about as far
+        ah, aw = _ink_extent(a)
+        assert 0.7 * w < aw < 1.4 * w and 0.6 * h < ah < 1.6 * h, (w, h, aw, ah)
+    shot = restyle_line(line, np.random.default_rng(0))  # the camera stage too: a new photo
+    assert shot.dtype == np.uint8 and shot.ndim == 2
+    blank = np.full((30, 200), 255, np.uint8)
+    assert restyle_line(blank, np.random.default_rng(0)) is blank
+
+
+def test_restyled_source_draws_new_versions_of_each_line(tmp_path: Path) -> None:
+    lines = [
+        Sample(render_line(t, np.random.default_rng(i)), t) for i, t in enumerate(["one line", "another"])
+    ]
+    as_is = Restyled(lines, share=0.0, variants=10)
+    assert len(as_is) == 20
+    assert all(as_is[i].image is lines[i % 2].image for i in range(20))
+    fresh = Restyled(lines, share=1.0, seed=5, variants=10)
+    assert [fresh[i].text for i in range(4)] == ["one line", "another", "one line", "another"]
+    assert not np.array_equal(fresh[0].image, fresh[2].image)  # two draws of line 0
+    assert np.array_equal(fresh[0].image, Restyled(lines, share=1.0, seed=5)[0].image)
+    Image.fromarray(lines[0].image).save(tmp_path / "a.png")
+    write_labels(tmp_path, [("a.png", "one line")])
+    spec = SourceSpec(name="folder", path=str(tmp_path), restyle=0.5)
+    assert isinstance(build_source(spec, "line", "train", 100, 0), Restyled)
+    assert isinstance(
+        build_source(SourceSpec(name="folder", path=str(tmp_path)), "line", "train", 100, 0), FolderSource
+    )

@@ -31,11 +31,14 @@ class SourceSpec:
         name: ``synth``, ``iam``, ``iam_paragraphs`` (stacked IAM lines) or ``folder``.
         weight: relative sampling weight in a mixture.
         path: the folder (``folder``) or IAM root (``iam``); unused for ``synth``.
+        restyle: ``folder`` only: the share of draws of a line that are that line written and photographed
+            again (:class:`~text_recognizer.data.synth.dataset.Restyled`), for a few real lines; 0: none.
     """
 
     name: str = "synth"
     weight: float = 1.0
     path: str | None = None
+    restyle: float = 0.0
 
 
 @dataclass
@@ -86,7 +89,12 @@ def build_source(spec: SourceSpec, kind: str, split: str, size: int, seed: int) 
 
         if not spec.path:
             raise ValueError("a 'folder' source needs a path to a labels.jsonl folder")
-        return FolderSource(Path(spec.path))
+        folder = FolderSource(Path(spec.path))
+        if spec.restyle <= 0:
+            return folder
+        from text_recognizer.data.synth.dataset import Restyled
+
+        return Restyled(folder, spec.restyle, seed)
     raise ValueError(f"unknown data source {spec.name!r}: expected synth, iam, iam_paragraphs or folder")
 
 

@@ -1,8 +1,10 @@
 """``feedback export``: user corrections -> one line sample per predicted line, in a ``labels.jsonl`` folder.
 
-The page image is cut into lines as the predictor cuts it (:func:`text_recognizer.images.page_boxes`); if
-that gives another number of lines than the prediction had, the correction is *unaligned* as a whole.
-Otherwise each non-blank line of the correction is paired with a predicted line:
+The page image is cut into exactly the lines the predictor read: the line boxes stored with the prediction
+(:attr:`~text_recognizer.serving.store.CorrectedSample.boxes`), one per predicted line. A prediction stored
+before the store kept boxes is cut again (:func:`text_recognizer.images.page_boxes`, as the predictor
+cuts it); if that gives another number of lines than the prediction had, the correction is *unaligned* as a
+whole. Each non-blank line of the correction is then paired with a predicted line:
 
 - the same number of lines: top to bottom, one to one;
 - a different number: :func:`align_lines`, a dynamic programme over both line lists whose steps are a
@@ -24,9 +26,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from text_recognizer.images import load_gray, page_boxes
+from text_recognizer.inference.types import Box
 from text_recognizer.metrics import edit_distance
 from text_recognizer.serving.store import CorrectedSample, Store
 
@@ -144,14 +148,25 @@ def align_lines(predicted: list[str], corrected: list[str]) -> Alignment:
     return out
 
 
+def sample_boxes(sample: CorrectedSample, gray: np.ndarray) -> list[Box]:
+    """The boxes of the sample's lines: those the predictor stored, else the page ``gray`` ``[H, W]`` cut
+    again as the predictor cuts it."""
+    if sample.boxes is not None:
+        return list(sample.boxes)
+    return [(b.left, b.top, b.right, b.bottom) for b in page_boxes(gray)]
+
+
 def line_crops(sample: CorrectedSample) -> list[bytes]:
-    """The sample's image cut into lines as the predictor cuts it: PNG bytes of each grey crop ``[h, w]``,
-    top to bottom."""
+    """The sample's image cut into its lines (:func:`sample_boxes`): PNG bytes of each grey crop ``[h, w]``,
+    in the order of the predicted lines. A box is clipped to the image; one left empty gives a 1 x 1 crop."""
     gray = load_gray(sample.image)
+    h, w = gray.shape
     crops = []
-    for b in page_boxes(gray):
+    for x0, y0, x1, y1 in sample_boxes(sample, gray):
+        x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        x1, y1 = min(max(x1, x0 + 1), w), min(max(y1, y0 + 1), h)
         buf = io.BytesIO()
-        Image.fromarray(gray[b.top : b.bottom, b.left : b.right]).save(buf, "PNG")
+        Image.fromarray(gray[y0:y1, x0:x1]).save(buf, "PNG")
         crops.append(buf.getvalue())
     return crops
 

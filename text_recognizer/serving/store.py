@@ -5,7 +5,9 @@ Tables:
 
 * ``images``: the uploaded files by sha256 of their bytes (stored once however often they are sent).
 * ``predictions``: time, image hash and stats (width, height, brightness, polarity), text, confidence,
-  latency, model version, source (``json``, ``url``, ``upload``, ``ui``, ``lambda``).
+  latency, model version, source (``json``, ``url``, ``upload``, ``ui``, ``lambda``), and the box of each
+  line read (``line_boxes``: JSON ``[[x_min, y_min, x_max, y_max], ...]`` in the order of the text's lines,
+  :data:`~text_recognizer.inference.types.Box` convention; NULL on rows stored before revision 0002).
 * ``feedback``: a flag on a prediction with the user's corrected text and a reason.
 
 Images live in the database (``bytea`` on PostgreSQL), not in a file or object store: the image and its
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import threading
 import time
@@ -66,7 +69,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from text_recognizer.inference.types import Prediction
+from text_recognizer.inference.types import Box, Prediction
 from text_recognizer.paths import home
 from text_recognizer.serving.errors import StoreUnavailable, UnknownPrediction
 from text_recognizer.serving.settings import ServingSettings
@@ -113,6 +116,7 @@ class PredictionRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16))
+    line_boxes: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class FeedbackRow(Base):
@@ -166,6 +170,8 @@ class CorrectedSample:
     #: the model's text, one predicted line per text line (what the correction is aligned with)
     predicted_text: str = ""
     model_version: str = ""
+    #: the predictor's box of each predicted line (None: stored before the store kept boxes)
+    boxes: tuple[Box, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -376,6 +382,7 @@ class Store:
                     latency_ms=float(latency_ms),
                     model_version=pred.model_version,
                     source=source,
+                    line_boxes=json.dumps([list(line.box) for line in pred.lines]),
                 )
             )
 
@@ -546,6 +553,7 @@ class Store:
                     pred.n_lines,
                     pred.text,
                     pred.model_version,
+                    _boxes(pred.line_boxes),
                 )
         yield from latest.values()
 
@@ -553,3 +561,10 @@ class Store:
 def _aware(t: datetime) -> datetime:
     """SQLite returns naive datetimes; everything stored is UTC."""
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _boxes(stored: str | None) -> tuple[Box, ...] | None:
+    """The ``line_boxes`` column back as boxes."""
+    if stored is None:
+        return None
+    return tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in json.loads(stored))

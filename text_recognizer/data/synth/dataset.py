@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from text_recognizer.data.base import Sample
+from text_recognizer.data.base import Sample, Source
 from text_recognizer.data.synth.corpus import SPLITS, load_corpus
-from text_recognizer.data.synth.render import RenderConfig, render_line, render_page
+from text_recognizer.data.synth.render import RenderConfig, render_line, render_page, restyle_line
 
 KINDS: tuple[str, ...] = ("line", "paragraph")
 #: Large enough that line and paragraph generators (and splits) never share a random stream.
@@ -61,3 +61,27 @@ class SynthSource:
             return Sample(image=render_line(text, rng, self.config), text=text)
         page = render_page(corpus.sample_paragraph(rng), rng, self.config)
         return Sample(image=page.image, text=page.text, lines=page.boxes)
+
+
+class Restyled:
+    """A few real lines, each drawn afresh: ``variants`` versions of every line of ``source``.
+
+    Index ``i`` is line ``i % len(source)``, restyled (:func:`~.render.restyle_line`) with probability
+    ``share`` by a generator seeded with ``(seed, i)`` (else as it is), so that a mixture drawing indices at
+    random sees a new version of a line nearly every time.
+    """
+
+    def __init__(self, source: Source, share: float, seed: int = 0, variants: int = 1000) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"restyle share must be in [0, 1], got {share}")
+        self.source, self.share, self.seed, self.variants = source, share, seed, variants
+
+    def __len__(self) -> int:
+        return len(self.source) * self.variants
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = self.source[index % len(self.source)]
+        rng = np.random.default_rng([self.seed, index])
+        if rng.random() >= self.share:
+            return sample
+        return Sample(image=restyle_line(sample.image, rng), text=sample.text)

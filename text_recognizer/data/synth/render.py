@@ -9,6 +9,8 @@ Three stages, all driven by one seeded generator:
 3. *Camera* (:func:`_photograph`): paper and ink tones, pen pressure, paper texture, uneven lighting
    (gradient, vignette), blur, resolution loss, noise, JPEG artefacts, and either polarity.
 
+:func:`restyle_line` runs the last two stages on a real line's ink (augmenting users' corrected lines).
+
 All sizes are relative to the x-height (height of a lowercase ``x``) so one config works at any scale.
 """
 
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from text_recognizer.data.synth.fonts import THIN_SUPERSAMPLE, FontSpec, glyph, list_fonts
+from text_recognizer.images import normalize_ink
 
 Range = tuple[float, float]
 
@@ -103,6 +106,11 @@ class RenderConfig:
     specks: Range = (0.0, 0.0)  # dust: specks per 100 square x-heights of page
     speck_size: Range = (0.08, 0.3)  # speck radius
     p_printed_label: float = 0.0  # chance of each line having a printed label ("Name:") on its left
+    # real lines written again (:func:`restyle_line`)
+    restyle_slant: float = 0.08  # sd of the slant added to the line
+    restyle_stretch: float = 0.08  # sd of the log of its width scale
+    restyle_ink_height: float = 2.6  # a line's ink height (ascenders to descenders) in x-heights
+    restyle_camera: float = 0.5  # its chances of blur, resolution loss and JPEG, relative (it was shot once)
 
 
 @dataclass(frozen=True)
@@ -271,7 +279,7 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
         shear[pad_x + int(s0) : pad_x + int(s1)] = sl
     k_smooth = max(3, int(xh))
     shear = np.convolve(shear, np.ones(k_smooth, np.float32) / k_smooth, mode="same")
-    ink = _distort(canvas, baseline, shear, angle, wave, w, rng, cfg)
+    ink = _distort(canvas, baseline, shear, angle, wave, xh, rng, cfg)
     return _LineInk(ink, baseline)
 
 
@@ -429,16 +437,16 @@ def _distort(
     shear: np.ndarray,
     angle: float,
     wave: float,
-    w: _Writer,
+    xh: float,
     rng: np.random.Generator,
     cfg: RenderConfig,
 ) -> np.ndarray:
-    """One remap of uint8 ``[H, W]`` ink: slant per column, tilt, baseline wave, elastic field.
+    """One remap of uint8 ``[H, W]`` ink of x-height ``xh`` pixels: slant per column, tilt, baseline wave,
+    elastic field.
 
     Returns float32 ``[H, W]`` in ``[0, 1]``.
     """
     H, W = canvas.shape
-    xh = w.x_height
     xs = np.arange(W, dtype=np.float32)[None, :]
     ys = np.arange(H, dtype=np.float32)[:, None]
     period = _u(rng, cfg.baseline_wave_period) * xh
@@ -627,6 +635,43 @@ def render_line(
     line = _write_line(text, w, rng, cfg)
     ink, baselines, _ = _crop_pad(line.ink, [float(line.baseline)], w.x_height, rng, cfg)
     return _photograph(ink, baselines, w.x_height, rng, cfg)[0]
+
+
+def restyle_line(image: np.ndarray, rng: np.random.Generator, cfg: RenderConfig | None = None) -> np.ndarray:
+    """A real line written and photographed again, to augment a few real lines (users' corrections): its
+    ink (:func:`~text_recognizer.images.normalize_ink`) stretched in width, slanted, tilted, waved,
+    elastically displaced and thickened or thinned like the hand stage, given fresh margins and photographed
+    on fresh paper like the camera stage. The writer's letter shapes stay.
+
+    Args:
+        image: uint8 ``[H, W]``, either polarity: one line.
+    Returns:
+        uint8 ``[H', W']``; ``image`` itself when it has no ink.
+    """
+    cfg = cfg or RenderConfig()
+    ink = normalize_ink(image)
+    rows = np.flatnonzero(ink.max(axis=1) > 0.1)
+    if rows.size == 0:
+        return image
+    xh = max(3.0, (rows[-1] + 1 - rows[0]) / cfg.restyle_ink_height)
+    h, w = ink.shape
+    width = max(2, round(w * float(np.exp(rng.normal(0.0, cfg.restyle_stretch)))))
+    ink = cv2.resize(ink, (width, h), interpolation=cv2.INTER_LINEAR)
+    slant = float(rng.normal(0.0, cfg.restyle_slant))
+    pad_y, pad_x = int(xh), int(abs(slant) * h + 2 * xh)
+    canvas = np.pad(np.asarray(ink * 255.0 + 0.5, np.uint8), ((pad_y, pad_y), (pad_x, pad_x)))
+    r = rng.random()
+    pen = 2 if r < cfg.p_thicker else -2 if r < cfg.p_thicker + cfg.p_thinner and xh >= 12 else 0
+    canvas = _stroke_width(canvas, pen)
+    baseline = pad_y + int(rows[-1])
+    shear = np.full(canvas.shape[1], slant, np.float32)
+    angle = np.deg2rad(_u(rng, cfg.rotation_deg))
+    wave = _u(rng, cfg.baseline_wave) * xh
+    out = _distort(canvas, baseline, shear, angle, wave, xh, rng, cfg)
+    out, baselines, _ = _crop_pad(out, [float(baseline)], xh, rng, cfg)
+    k = cfg.restyle_camera
+    camera = replace(cfg, p_blur=cfg.p_blur * k, p_downscale=cfg.p_downscale * k, p_jpeg=cfg.p_jpeg * k)
+    return _photograph(out, baselines, xh, rng, camera)[0]
 
 
 def render_paragraph(
