@@ -342,8 +342,8 @@ def _columns(mask: np.ndarray) -> tuple[int, int]:
 
 #: Line finders :func:`page_lines` can use: ``paths`` (:func:`find_lines`: deskew and least-ink paths, the
 #: default) and ``profile`` (:func:`segment_lines`, the horizontal ink profile). Measured with
-#: ``benchmarks.segmentation`` (2026-12-02): on 140 synthetic hard pages paths finds 96.6 % of the lines to
-#: profile's 49.4 % (merged 7 vs 119), on the plain synthetic paragraphs it reads at page CER 0.135 to 0.404;
+#: ``benchmarks.segmentation`` (2026-12-02): on 140 synthetic hard pages paths finds 97.7 % of the lines to
+#: profile's 49.4 % (merged 5 vs 119), on the plain synthetic paragraphs it reads at page CER 0.135 to 0.404;
 #: on the two real paragraphs both find every line, and profile's rectangular crops read slightly better
 #: there (0.185 / 0.209 vs 0.215 / 0.221)
 SEGMENTERS = ("paths", "profile")
@@ -676,23 +676,56 @@ def _line_mask(ink: np.ndarray) -> np.ndarray:
     """The ink that lines are found in: bool ``[H, W]``, each pixel's ``3 x 3`` mean above
     :data:`INK_THRESHOLD` and :data:`LOCAL_CONTRAST` above the mean of the square an eighth of the page wide
     around it. Averaging first drops the pixel noise of dim, low-contrast photos (which the threshold alone
-    keeps as a haze of dots that fills the gaps between lines); the local mean drops blotches of light."""
+    keeps as a haze of dots that fills the gaps between lines); the local mean drops blotches of light.
+
+    On a page whose polarity :func:`normalize_ink` misjudged (:func:`_dark_strokes`: light paper with a strong
+    lighting gradient, its paper left as bright noise and its strokes dark) the mask is the dark dips
+    instead: :data:`LOCAL_CONTRAST` below their surround and under half the threshold."""
     p = np.pad(ink, 1, mode="edge")
     rows = p[:-2] + p[1:-1] + p[2:]
     mean = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / np.float32(9.0)
-    return (mean > INK_THRESHOLD) & (mean - _surround(mean, max(15, min(ink.shape) // 8)) > LOCAL_CONTRAST)
+    local = mean - _surround(mean, max(15, min(ink.shape) // 8))
+    if _dark_strokes(mean):  # polarity misjudged: the strokes are the dark dips in bright noisy paper
+        return (-local > LOCAL_CONTRAST) & (mean < 0.5 * INK_THRESHOLD)
+    return (mean > INK_THRESHOLD) & (local > LOCAL_CONTRAST)
+
+
+#: Below this skewness of the stroke-scale contrast (:func:`_dark_strokes`) the strokes of a normalised
+#: page are dark: its polarity was misjudged (a strong lighting gradient on light paper).
+DARK_SKEW = 0.35
+
+
+def _dark_strokes(mean: np.ndarray) -> bool:
+    """Whether the strokes of a normalised page (its ``3 x 3`` means ``[H, W]``) are dark on bright paper:
+    the contrast to the mean of the 32 x 32 square around each pixel is not skewed to the bright side (bright
+    thin strokes on dark paper make a long bright tail; dark strokes on noisy paper do not)."""
+    half = mean[::2, ::2]  # the 3 x 3 means are smooth enough to be read at every other pixel
+    small, f = _surround_blocks(half, 16)
+    step = max(1, int(np.sqrt(half.size / 20_000)))
+    ys, xs = np.arange(0, half.shape[0], step), np.arange(0, half.shape[1], step)
+    d = (half[::step, ::step] - small[(ys // f)[:, None], (xs // f)[None, :]]).astype(np.float64)
+    d -= d.mean()
+    d2 = d * d
+    var = float(d2.mean())
+    return var > 0 and float((d2 * d).mean()) < DARK_SKEW * var**1.5
 
 
 def _surround(a: np.ndarray, size: int) -> np.ndarray:
     """About the mean of ``[H, W]`` over the ``size x size`` square around each pixel -> ``[H, W]``: box
     means of blocks an eighth of ``size`` wide, averaged over ``size`` and spread back over their blocks."""
+    small, f = _surround_blocks(a, size)
+    return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[: a.shape[0], : a.shape[1]]
+
+
+def _surround_blocks(a: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """:func:`_surround` of ``[H, W]`` before it is spread back: ``[ceil(H / f), ceil(W / f)]``, one value per
+    ``f x f`` block, and ``f``."""
     h, w = a.shape
     f = max(1, size // 8)
     hb, wb = -(-h // f), -(-w // f)
     padded = np.pad(a, ((0, hb * f - h), (0, wb * f - w)), mode="edge")
     blocks = padded.reshape(hb, f, wb, f).mean(axis=(1, 3))
-    small = _box_mean(blocks, max(1, size // f) | 1)
-    return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[:h, :w]
+    return _box_mean(blocks, max(1, size // f) | 1), f
 
 
 def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
