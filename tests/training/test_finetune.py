@@ -130,3 +130,12 @@ def test_finetune_from_an_artifact_gates_and_tracks(
     registered = [mv.version for mv in client.search_model_versions(f"name='{t.register_as}'")]
     assert registered == ([result.model_version] if result.gate.passed else [])
     assert result.checkpoint.exists() and run.data.params["init_from"].endswith("weights.pt")
+
+
+def test_split_takes_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``finetune --lines data/corrections`` from the project folder: a relative path (labels resolve to
+    absolute image paths)."""
+    user_lines(tmp_path / "lines", 8)
+    monkeypatch.chdir(tmp_path)
+    train, heldout = split_lines(Path("lines"), Path("split"), 0.25)
+    assert len(read_labels(train)) + len(read_labels(heldout)) == 8

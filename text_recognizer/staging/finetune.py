@@ -139,7 +139,7 @@ def split_lines(folder: Path, out: Path, heldout_fraction: float) -> tuple[Path,
         raise ValueError(f"{folder}: {len(entries)} line(s); fine-tuning needs at least 2 corrected lines")
 
     def held(e: Any) -> bool:
-        h = hashlib.sha256(e.image.relative_to(folder).as_posix().encode()).digest()
+        h = hashlib.sha256(e.image.resolve().relative_to(folder.resolve()).as_posix().encode()).digest()
         return int.from_bytes(h[:4], "big") / 2**32 < heldout_fraction
 
     sides = {"train": [e for e in entries if not held(e)], "heldout": [e for e in entries if held(e)]}
