@@ -28,6 +28,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -119,7 +120,7 @@ def send_corrections(model: Path, db: str, samples: list[Sample]) -> dict[str, i
     return counts
 
 
-def overrides(cfg: object, settings: list[str]) -> dict[str, float | int]:
+def overrides(cfg: object, settings: list[str]) -> dict[str, Any]:
     """``FIELD=VALUE`` strings -> replacements of numeric fields of the dataclass ``cfg``.
 
     Raises:
