@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from render_helpers import camera_off
 
 from text_recognizer.data.synth.command import write_set
 from text_recognizer.data.synth.dataset import SynthSource
@@ -26,24 +27,7 @@ LINES = ["first line of the page", "a second, longer line of writing", "third", 
 def _crisp(cfg: RenderConfig) -> RenderConfig:
     """``cfg`` photographed without blur, noise or lighting (so ink is where the threshold sees it), with a
     perspective warp always on: the boxes must follow it."""
-    return replace(
-        cfg,
-        p_dark_background=0.0,
-        paper_level=(1.0, 1.0),
-        ink_contrast=(0.8, 0.8),
-        pressure_variation=(0.0, 0.0),
-        paper_texture=(0.0, 0.0),
-        lighting_gradient=(0.0, 0.0),
-        vignette=(0.0, 0.0),
-        p_shadow=0.0,
-        p_blur=0.0,
-        p_downscale=0.0,
-        noise_sigma=(0.0, 0.0),
-        p_jpeg=0.0,
-        p_perspective=1.0,
-        perspective=(0.03, 0.04),
-        p_ruled=0.0,
-    )
+    return camera_off(cfg, paper_level=(1.0, 1.0), p_perspective=1.0, perspective=(0.03, 0.04))
 
 
 @pytest.mark.parametrize("case", HARD_CASE_NAMES)

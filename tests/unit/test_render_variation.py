@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from render_helpers import camera_off
 
 from text_recognizer.data.base import Sample
 from text_recognizer.data.folder import FolderSource, write_labels
@@ -68,21 +69,7 @@ def test_the_renderer_is_deterministic_and_varies_between_writers() -> None:
 
 
 #: the camera stage off, so that strokes can be told from paper by a threshold
-PLAIN_CAMERA = RenderConfig(
-    p_dark_background=0.0,
-    ink_contrast=(0.8, 0.8),
-    pressure_variation=(0.0, 0.0),
-    paper_texture=(0.0, 0.0),
-    lighting_gradient=(0.0, 0.0),
-    vignette=(0.0, 0.0),
-    p_shadow=0.0,
-    p_ruled=0.0,
-    p_perspective=0.0,
-    p_blur=0.0,
-    p_downscale=0.0,
-    noise_sigma=(0.0, 0.0),
-    p_jpeg=0.0,
-)
+PLAIN_CAMERA = camera_off()
 
 
 def _ink_extent(image: np.ndarray) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from render_helpers import camera_off
 
 from text_recognizer.data.synth.dataset import SynthSource
 from text_recognizer.data.synth.render import RenderConfig, render_line, render_paragraph
@@ -74,23 +75,7 @@ def test_rendered_line_has_ink_and_prepares_for_the_model() -> None:
         assert x.shape[0] == 32 and x.dtype == np.float32
 
 
-CLEAN = RenderConfig(
-    p_dark_background=0.0,
-    # one ink contrast for every image: fine pens' antialiased strokes are grey, so that a low contrast drawn
-    # for one image and a high one for the other would change how much ink the threshold below counts
-    ink_contrast=(0.8, 0.8),
-    pressure_variation=(0.0, 0.0),
-    paper_texture=(0.0, 0.0),
-    lighting_gradient=(0.0, 0.0),
-    vignette=(0.0, 0.0),
-    p_shadow=0.0,
-    p_ruled=0.0,
-    p_perspective=0.0,
-    p_blur=0.0,
-    p_downscale=0.0,
-    noise_sigma=(0.0, 0.0),
-    p_jpeg=0.0,
-)
+CLEAN = camera_off()
 
 
 def test_clean_render_has_strokes_proportional_to_the_text() -> None:
