@@ -20,8 +20,8 @@ import contextlib
 import io
 import os
 import socket
+import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +32,10 @@ from PIL import Image, ImageDraw
 
 from benchmarks.load_test import running_server
 from benchmarks.scoring import percentiles
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "reliability"))
+
+from reliability_helpers import loopback_host
 
 #: the server's request-body limit (ServingSettings.max_request_bytes): one byte more is oversize
 OVERSIZE_BYTES = 16 * 2**20 + 1
@@ -55,33 +59,12 @@ def tall_png() -> bytes:
     return buf.getvalue()
 
 
-def trickling_host() -> tuple[str, socket.socket]:
-    """A loopback HTTP host that sends its headers and body a byte every 50 ms; returns (URL, socket)."""
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                for byte in (
-                    b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
-                    + (b"x" * 100000)
-                ):
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.05)
-            except OSError:
-                pass  # the server gave up on us: its deadline
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return f"http://127.0.0.1:{server.getsockname()[1]}/image.png", server
+def trickle(conn: socket.socket) -> None:
+    """A slow image host's answer: headers and body a byte every 50 ms."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+    for byte in head + b"x" * 100000:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.05)
 
 
 @dataclass
@@ -193,7 +176,7 @@ def ms(values: list[float]) -> str:
 
 def soak(model: Path | None, seconds: float, clients: int, unloaded_seconds: float) -> None:
     os.environ["TEXT_RECOGNIZER_ALLOW_PRIVATE_URLS"] = "1"  # the trickling host is on loopback
-    slow_url, host = trickling_host()
+    slow_url, host = loopback_host(trickle)
     bodies = requests(slow_url)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, running_server(model, Path(tmp)) as (url, _):
         asyncio.run(run_clients(url, ["legit"] * 2, bodies, 3.0))  # warm-up

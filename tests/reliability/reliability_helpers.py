@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,28 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process, from ``/proc`` (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loopback_host(behaviour: Callable[[socket.socket], None]) -> tuple[str, socket.socket]:
+    """A loopback HTTP host that reads each request and then runs ``behaviour`` on its connection (a thread
+    each). Returns the URL of its ``/image.png`` and its listening socket (close it to stop the host)."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                behaviour(conn)
+            except OSError:
+                pass  # the client hung up: what its deadline is for
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/image.png", server

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,6 +10,8 @@ import pytest
 
 from text_recognizer.serving.errors import DownloadFailed
 from text_recognizer.serving.fetch import FetchLimits, fetch_image
+
+from reliability_helpers import loopback_host
 
 DEADLINE_S = 1.0
 SLACK_S = 0.5
@@ -47,32 +48,13 @@ def slow_host() -> Iterator[Callable[[Callable[[socket.socket], None]], str]]:
     servers: list[socket.socket] = []
 
     def start(behaviour: Callable[[socket.socket], None]) -> str:
-        server = socket.create_server(("127.0.0.1", 0))
+        url, server = loopback_host(behaviour)
         servers.append(server)
-
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                threading.Thread(target=_run, args=(behaviour, conn), daemon=True).start()
-
-        threading.Thread(target=serve, daemon=True).start()
-        return f"http://127.0.0.1:{server.getsockname()[1]}/image.png"
+        return url
 
     yield start
     for server in servers:
         server.close()
-
-
-def _run(behaviour: Callable[[socket.socket], None], conn: socket.socket) -> None:
-    with conn:
-        try:
-            conn.recv(65536)
-            behaviour(conn)
-        except OSError:
-            pass  # the client hung up: what the deadline is for
 
 
 @pytest.mark.parametrize("behaviour", [trickle_headers, trickle_body, trickle_redirects, silent])
