@@ -369,8 +369,7 @@ def page_lines(
 
     With ``paths`` each crop is the line's own ink, deskewed, neighbours' strokes masked out
     (:func:`line_ink`)."""
-    factor = reduce_factor(gray.shape[1], gray.shape[0])
-    ink = normalize_ink(reduce_gray(gray, factor))
+    ink, factor = _page_ink(gray)
     if segmenter == "paths":
         lines = find_lines(ink)
         crops = [prepare_line(line_ink(ink, ln), height, max_width, normalized=True) for ln in lines]
@@ -387,9 +386,15 @@ def page_lines(
 def page_boxes(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:
     """The line boxes :func:`page_lines` finds in ``gray`` (uint8 ``[H, W]``), without preparing the crops:
     what the feedback export cuts again to pair corrected lines with predicted ones."""
-    factor = reduce_factor(gray.shape[1], gray.shape[0])
-    ink = normalize_ink(reduce_gray(gray, factor))
+    ink, factor = _page_ink(gray)
     return [b.scaled(factor, gray.shape) for b in line_boxes(ink, segmenter)]
+
+
+def _page_ink(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """uint8 ``[H, W]`` -> its normalised ink at the reading size (float32 ``[H', W']``, :func:`reduce_gray`)
+    and the reduction factor (1: as it is)."""
+    factor = reduce_factor(gray.shape[1], gray.shape[0])
+    return normalize_ink(reduce_gray(gray, factor)), factor
 
 
 # ------------------------------------------------------------------------------ line finding on real pages

@@ -124,9 +124,13 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         too_large = PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+
+        async def answer(error: ServingError) -> None:
+            await _send_json(send, error.status, JSONResponse(error.body()).body)
+
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, too_large.status, JSONResponse(too_large.body()).body)
+            await answer(too_large)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
@@ -156,7 +160,7 @@ class BodyLimitMiddleware:
             if refusal is not None:  # whatever the app answers after a refusal, the client gets the refusal
                 if not started and message["type"] == "http.response.start":
                     started = True
-                    await _send_json(send, refusal.status, JSONResponse(refusal.body()).body)
+                    await answer(refusal)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -168,7 +172,7 @@ class BodyLimitMiddleware:
                 raise
             if not started:
                 started = True
-                await _send_json(send, refusal.status, JSONResponse(refusal.body()).body)
+                await answer(refusal)
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -124,16 +124,14 @@ _resolver: ThreadPoolExecutor | None = None
 _resolver_lock = threading.Lock()
 
 
-def _lookup(host: str, port: int, timeout_s: float | None) -> list[Any]:
-    """``socket.getaddrinfo`` that answers within ``timeout_s`` (None: however long it takes).
+def _lookup(host: str, port: int, timeout_s: float) -> list[Any]:
+    """``socket.getaddrinfo`` that answers within ``timeout_s``.
 
     Raises:
         DownloadFailed: the lookup did not end in time.
         OSError: the lookup failed (``socket.gaierror``...).
     """
     global _resolver
-    if timeout_s is None:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     with _resolver_lock:
         if _resolver is None:
             _resolver = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="resolve")
@@ -145,9 +143,8 @@ def _lookup(host: str, port: int, timeout_s: float | None) -> list[Any]:
         raise DownloadFailed(f"image_url host {host!r} did not resolve within {timeout_s:.1f} s") from e
 
 
-def resolve_checked(host: str, port: int, allow_private: bool, timeout_s: float | None = None) -> IPAddress:
-    """Resolve ``host`` (within ``timeout_s``; None: no limit) and return its first address, after checking
-    all of them.
+def resolve_checked(host: str, port: int, allow_private: bool, timeout_s: float) -> IPAddress:
+    """Resolve ``host`` within ``timeout_s`` and return its first address, after checking all of them.
 
     Raises:
         DownloadFailed: the name does not resolve, or not in time.
