@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,37 +40,40 @@ LINES_SEED = 9090
 BLANKS_SEED = 31337
 
 
-#: images refused by the predictor in :func:`read_both` (one entry each)
-REFUSED: list[int] = []
+@dataclass
+class Reads:
+    """Per image: (text, confidence) raw (every line, mean raw confidence) and calibrated (``predict``); the
+    seconds of each ``predict``; and how many images the predictor refused (:class:`ImageError`: more than
+    ``MAX_LINES`` bands in a noise texture; the API answers 422 with no text), each read as no text,
+    confidence 0."""
+
+    raw: list[tuple[str, float]] = field(default_factory=list)
+    calibrated: list[tuple[str, float]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    refused: int = 0
 
 
-def read_both(
-    predictor: Predictor, images: list[np.ndarray]
-) -> tuple[list[tuple[str, float]], list[tuple[str, float]], list[float]]:
-    """Per image: (text, confidence) raw (every line, mean raw confidence) and calibrated (``predict``), and
-    the seconds of each ``predict``. An image the predictor refuses (:class:`ImageError`: more than
-    ``MAX_LINES`` bands in a noise texture; the API answers 422 with no text) counts as no text,
-    confidence 0, and is counted in :data:`REFUSED`."""
+def read_both(predictor: Predictor, images: list[np.ndarray]) -> Reads:
+    """Every image of ``images`` read raw and calibrated (:class:`Reads`)."""
     raw_predictor = dataclasses.replace(predictor, calibration=None)
-    raw, cal, seconds = [], [], []
+    out = Reads()
     for image in images:
         try:
             page = raw_predictor.preprocessor(image)
         except ImageError:
-            REFUSED.append(1)
-            raw.append(("", 0.0))
-            cal.append(("", 0.0))
-            seconds.append(0.0)
+            out.refused += 1
+            out.raw.append(("", 0.0))
+            out.calibrated.append(("", 0.0))
             continue
         lines = [ln for ln in raw_predictor.read_lines(page) if ln.text]
-        raw.append(
+        out.raw.append(
             ("\n".join(ln.text for ln in lines), float(np.mean([ln.confidence for ln in lines] or [0])))
         )
         t0 = time.perf_counter()
         pred = predictor.predict(image)
-        seconds.append(time.perf_counter() - t0)
-        cal.append((pred.text, pred.confidence))
-    return raw, cal, seconds
+        out.seconds.append(time.perf_counter() - t0)
+        out.calibrated.append((pred.text, pred.confidence))
+    return out
 
 
 def image_ece(read: list[tuple[str, float]], truths: list[str]) -> float:
@@ -96,7 +100,8 @@ def main() -> None:
     samples = [src[i] for i in range(args.lines)]
     images, truths = [s.image for s in samples], [Vocabulary.normalize(s.text) for s in samples]
     predictor.predict(images[0])  # warm-up
-    raw, after, seconds = read_both(predictor, images)
+    reads = read_both(predictor, images)
+    raw, after, seconds = reads.raw, reads.calibrated, reads.seconds
     per_line = {
         name: line_scores(p, images, truths)
         for name, p in (("raw", dataclasses.replace(predictor, calibration=None)), ("calibrated", predictor))
@@ -117,7 +122,8 @@ def main() -> None:
         entries = read_labels(folder.parent)
         pages = [load_gray(e.image) for e in entries]
         ptruths = [Vocabulary.normalize(e.text) for e in entries]
-        praw, pafter, _ = read_both(predictor, pages)
+        page_reads = read_both(predictor, pages)
+        praw, pafter = page_reads.raw, page_reads.calibrated
         print(f"\nreal pages {folder.parent.name} ({len(pages)}):")
         for e, (rt, rc), (at, ac), t in zip(entries, praw, pafter, ptruths, strict=True):
             print(
@@ -133,16 +139,16 @@ def main() -> None:
         )
 
     blanks = blank_images(args.blanks, seed=BLANKS_SEED)
-    braw, bafter, _ = read_both(predictor, blanks)
+    blank_reads = read_both(predictor, blanks)
     print(
         f"\nblank / noise-only images ({args.blanks}, seed {BLANKS_SEED}): "
         f"empty or confidence < {BLANK_CONFIDENCE}"
     )
-    for name, read in (("raw", braw), ("calibrated", bafter)):
+    for name, read in (("raw", blank_reads.raw), ("calibrated", blank_reads.calibrated)):
         ok = np.mean([not t.strip() or c < BLANK_CONFIDENCE for t, c in read])
         empty = np.mean([not t.strip() for t, _ in read])
         print(f"  {name:>10}: {ok:.1%} (empty text {empty:.1%}) -- target >= 95%")
-    print(f"  refused by the predictor (422, no text): {len(REFUSED)}")
+    print(f"  refused by the predictor (422, no text): {blank_reads.refused}")
 
 
 if __name__ == "__main__":
