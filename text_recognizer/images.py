@@ -178,9 +178,7 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
         float32 ``[H, W]`` in ``[0, 1]``: 0 is background, 1 is the strongest ink.
     """
     g = gray.astype(np.float32) / 255.0
-    sample = _subsample(g)
-    lo, hi = np.percentile(sample, (1, 99))
-    if np.median(sample) > 0.5 * (lo + hi):  # most of the page is light: dark ink on light paper
+    if _dark_ink(g):
         g = 1.0 - g
     ink = g - _background(g)
     np.maximum(ink, 0.0, out=ink)
@@ -189,6 +187,31 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
         scale = max(float(ink.max()), 0.05)
     ink /= scale
     return np.minimum(ink, 1.0, out=ink)
+
+
+#: Below this distance of the median from the middle of the 1-99 percentile range (as a share of that range)
+#: the median cannot tell the polarity of a page (light paper darkened by a lighting gradient, heavy ink
+#: and rules): the tail of its local contrast does (:func:`_dark_ink`).
+POLARITY_MARGIN = 0.1
+
+
+def _dark_ink(g: np.ndarray) -> bool:
+    """Whether ``[H, W]`` (float, 0-1) holds dark ink on light paper: most of it is light (its median above
+    the middle of its 1-99 percentile range, by :data:`POLARITY_MARGIN` at least), or, when that is unclear,
+    its contrast to the mean of the 32 x 32 square around each pixel has its long tail on the dark side
+    (negative skewness: strokes are thin and few, paper is most of every square)."""
+    sample = _subsample(g)
+    lo, hi = np.percentile(sample, (1, 99))
+    margin = (float(np.median(sample)) - 0.5 * (lo + hi)) / max(float(hi - lo), 1e-6)
+    if abs(margin) >= POLARITY_MARGIN:
+        return margin > 0
+    s = _subsample(g, 80_000)
+    small, f = _surround_blocks(s, 16)
+    ys, xs = np.arange(s.shape[0]), np.arange(s.shape[1])
+    d = (s - small[(ys // f)[:, None], (xs // f)[None, :]]).astype(np.float64)
+    d -= d.mean()
+    var = float((d * d).mean())
+    return var > 0 and float((d * d * d).mean()) < 0.0
 
 
 def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int, int, int] | None:
@@ -538,7 +561,9 @@ def _pitch(dy: np.ndarray, xs: np.ndarray, hd: int, strip: int) -> float | None:
         return None
     first_min = int(rising[0]) + 2
     lag = first_min + int(np.argmax(acf[first_min:]))
-    if acf[lag] < 0.03 * acf[0]:
+    # a page of two or three tight lines repeats weakly (its strip profiles are a few rows long); a body
+    # is still only cut when it is taller than 2.5 pitches (:func:`_split_tall`)
+    if acf[lag] < 0.015 * acf[0]:
         return None
     # the first peak with at least half the best prominence (how far it stands above the deepest dip between
     # it and a higher peak, on its higher side): not a multiple of the pitch, as the peaks of a repeat can

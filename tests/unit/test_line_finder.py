@@ -118,3 +118,20 @@ def test_a_speck_is_not_a_line(where: str) -> None:
         yy, xx = np.ogrid[: canvas.shape[0], :w]
         canvas[(yy - cy) ** 2 + (xx - w // 3) ** 2 <= (pitch // 5) ** 2] = 1.0
         assert len(find_lines(canvas)) == len(LINES), seed
+
+
+def test_polarity_of_light_paper_under_a_dark_gradient() -> None:
+    # vignetting darkens most of a light page: its median falls below the middle of its range and the median
+    # rule alone took the paper for dark and the strokes for bright
+    page = render_page(LINES, np.random.default_rng(2), hard_case("skew"))
+    ink = normalize_ink(page.image)
+    x = np.linspace(0.0, 1.0, ink.shape[1], dtype=np.float32)[None, :]
+    paper = 0.3 + 0.55 * x**2
+    gray = np.clip(255 * (paper - 0.5 * ink), 0, 255).astype(np.uint8)
+    g = gray.astype(np.float32) / 255
+    lo, hi = np.percentile(g, (1, 99))
+    assert np.median(g) < 0.5 * (lo + hi)  # the case the median rule misjudges
+    again = normalize_ink(gray)
+    strokes = ink > 0.5
+    assert again[strokes].mean() > 3 * again[~strokes].mean()
+    assert len(find_lines(again)) == len(page.boxes)

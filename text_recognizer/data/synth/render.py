@@ -465,7 +465,7 @@ def _distort(
     maps[:, :, 0] += xs + shear[None, :] * (ys - baseline)
     maps[:, :, 1] += ys + dy_col
     # map1 holds both coordinates, so map2 is None (which OpenCV's type stubs do not allow)
-    out = cv2.remap(canvas, maps, None, interpolation=cv2.INTER_LINEAR)  # type: ignore[call-overload]
+    out = cv2.remap(canvas, maps, None, interpolation=cv2.INTER_LINEAR)  # type: ignore[call-overload, unused-ignore]
     return out.astype(np.float32) * (1.0 / 255.0)
 
 
