@@ -26,6 +26,8 @@ START = " "
 #: the n-gram order and pruning staging uses unless told otherwise (``text-recognizer stage --lm-order``)
 DEFAULT_ORDER = 6
 DEFAULT_MIN_COUNT = 2
+#: at most this many scores are remembered (:meth:`CharNgramLM.score`); then the memo starts again
+MEMO_SIZE = 200_000
 
 
 def encode_text(text: str) -> np.ndarray:
@@ -56,8 +58,21 @@ class CharNgramLM:
     #: log probability of a character never seen at all
     unk_logp: float = -20.0
 
+    #: scores already computed, by (the context's last ``order - 1`` characters, character): the beams of a
+    #: line, and the lines of a page, ask for the same few thousand again and again
+    _memo: dict[tuple[str, str], float] = field(default_factory=dict, repr=False, compare=False)
+
     def score(self, context: str, char: str) -> float:
         """Natural-log probability of ``char`` after ``context`` (its last ``order - 1`` characters count)."""
+        key = (context[len(context) - self.order + 1 :], char)
+        v = self._memo.get(key)
+        if v is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            v = self._memo[key] = self._score(key[0], char)
+        return v
+
+    def _score(self, context: str, char: str) -> float:
         c = ord(char) if len(char) == 1 else 0
         if not FIRST <= c <= LAST:
             return self.unk_logp
