@@ -121,18 +121,26 @@ def send_corrections(model: Path, db: str, samples: list[Sample]) -> dict[str, i
 
 
 def overrides(cfg: object, settings: list[str]) -> dict[str, Any]:
-    """``FIELD=VALUE`` strings -> replacements of numeric fields of the dataclass ``cfg``.
+    """``FIELD=VALUE`` strings -> replacements of numeric or boolean (``true``/``false``) fields of the
+    dataclass ``cfg``.
 
     Raises:
-        SystemExit: an unknown or non-numeric field.
+        SystemExit: an unknown field, or one that is neither numeric nor boolean, or a bad boolean.
     """
-    out: dict[str, float | int] = {}
+    out: dict[str, float | int | bool] = {}
     for item in settings:
         name, _, value = item.partition("=")
         current = getattr(cfg, name, None)
-        if not isinstance(current, int | float) or isinstance(current, bool):
-            raise SystemExit(f"--set {item}: {name!r} is not a numeric field of {type(cfg).__name__}")
-        out[name] = type(current)(value)
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"--set {item}: {name!r} is true or false")
+            out[name] = value.lower() == "true"
+        elif isinstance(current, int | float):
+            out[name] = type(current)(value)
+        else:
+            raise SystemExit(
+                f"--set {item}: {name!r} is not a numeric or boolean field of {type(cfg).__name__}"
+            )
     return out
 
 
@@ -151,7 +159,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a number of FinetuneConfig (user_weight, user_restyle, lr, ...); repeatable",
+        help="override a number or flag of FinetuneConfig (user_weight, lr, freeze_norm, ...); repeatable",
     )
     args = ap.parse_args()
     model = args.model or default_artifact()

@@ -95,3 +95,24 @@ def test_validation_ctc_decoding_matches_the_artifact_decoder() -> None:
         texts = lit._decode_ctc(images)
     expected = [vocab.decode(d.ids) for d in ctc_greedy(logits, blank=vocab.pad_id)]
     assert texts == expected and any(texts)
+
+
+def test_freeze_norm_keeps_the_batchnorm_statistics() -> None:
+    """With ``freeze_norm`` training steps leave every BatchNorm's running statistics as they were (the
+    starting weights' own), and the module stays in that state after Lightning's ``train()``; without it
+    they move."""
+    vocab = default_vocab()
+    tokens = torch.tensor([vocab.encode("a line"), vocab.encode("b line")])
+    images = torch.rand(2, 1, 32, 96) * 3.0  # far from the fresh statistics (mean 0, variance 1)
+    for freeze in (True, False):
+        torch.manual_seed(0)
+        optim = dataclasses.asdict(OptimConfig(freeze_norm=freeze))
+        lit = LitRecognizer(tiny_config().to_dict(), optim, vocab.to_list()).train()
+        norms = [m for m in lit.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert norms and all(m.training != freeze for m in norms)
+        assert lit.model.training  # everything else does train
+        before = [m.running_mean.clone() for m in norms]
+        loss, _ = lit._loss(images, tokens)
+        loss.backward()
+        moved = any(not torch.equal(b, m.running_mean) for b, m in zip(before, norms, strict=True))
+        assert moved != freeze

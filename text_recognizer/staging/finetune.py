@@ -69,6 +69,8 @@ class FinetuneConfig:
     batch_size: int = 16
     lr: float = 3e-4
     warmup_steps: int = 20
+    #: BatchNorm statistics kept from the starting weights (:attr:`OptimConfig.freeze_norm`)
+    freeze_norm: bool = True
     #: synthetic validation lines of the gate (fixed seed: the same lines for both models)
     gate_synth_lines: int = 128
     gate_seed: int = 4242
@@ -200,7 +202,9 @@ def base_config(manifest: Manifest, cfg: FinetuneConfig, user_train: Path, weigh
             batch_size=cfg.batch_size,
             num_workers=0,
         ),
-        optim=dataclasses.replace(base.optim, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=0),
+        optim=dataclasses.replace(
+            base.optim, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=0, freeze_norm=cfg.freeze_norm
+        ),
         trainer=dataclasses.replace(
             base.trainer,
             max_epochs=10_000,

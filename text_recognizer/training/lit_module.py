@@ -25,6 +25,10 @@ class OptimConfig:
     min_lr_ratio: float = 0.05
     label_smoothing: float = 0.1
     ctc_weight: float = 0.5
+    #: keep the BatchNorm layers in eval mode while training (their running statistics and the batch
+    #: statistics they normalise with stay those of the starting weights): fine-tuning on a few user lines
+    #: in small batches otherwise moves them away from everything else the model reads
+    freeze_norm: bool = False
 
 
 class LitRecognizer(L.LightningModule):
@@ -47,6 +51,16 @@ class LitRecognizer(L.LightningModule):
         self.val_cer, self.val_wer, self.val_cer_ctc = CharErrorRate(), WordErrorRate(), CharErrorRate()
         self.test_cer, self.test_wer = CharErrorRate(), WordErrorRate()
         self.samples: list[tuple[torch.Tensor, str, str]] = []
+
+    def train(self, mode: bool = True) -> LitRecognizer:
+        """``nn.Module.train``, leaving the BatchNorm layers in eval mode when :attr:`OptimConfig.freeze_norm`
+        (Lightning switches the module to training mode at the start of each epoch and after validation)."""
+        super().train(mode)
+        if mode and self.optim.freeze_norm:
+            for m in self.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 1, H, W]`` -> greedy token ids ``[B, T]``"""
