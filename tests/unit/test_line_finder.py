@@ -151,3 +151,23 @@ def test_polarity_of_a_vignetted_line_beyond_the_median_rule() -> None:
     again = normalize_ink(gray)
     strokes = ink > 0.5
     assert again[strokes].mean() > 3 * again[~strokes].mean()
+
+
+def test_the_shading_at_a_photo_edge_is_not_a_line() -> None:
+    # lines photographed with their top and bottom edges in shadow: the shading falls over a few rows, more
+    # steeply than the block background follows, and was left as bands of ink read as more lines (2 of these
+    # 45 before the row floor)
+    wrong = []
+    for seed in range(5):
+        line = render_line("great progress in the arts, sciences, and", np.random.default_rng(seed))
+        ink = np.pad(prepare_line(line, 40, 2000), ((12, 12), (0, 0)))
+        rows = np.arange(ink.shape[0], dtype=np.float32)[:, None]
+        for amp in (0.3, 0.45, 0.6):
+            for tau in (2.0, 4.0, 8.0):
+                bottom = np.exp(-(ink.shape[0] - 1 - rows) / tau)
+                paper = 0.85 - amp * np.exp(-rows / tau) - 0.6 * amp * bottom
+                gray = np.clip(255 * (paper - 0.5 * ink), 0, 255).astype(np.uint8)
+                found = len(find_lines(normalize_ink(gray)))
+                if found != 1:
+                    wrong.append((seed, amp, tau, found))
+    assert not wrong
