@@ -27,8 +27,10 @@ class BeamConfig:
     alpha: float = 0.5
     beta: float = 1.0
     beam: int = 8
-    #: characters whose frame log probability is below this are not tried at that frame
-    prune: float = -7.0
+    #: characters whose frame log probability is below this are not tried at that frame (-5: on 400
+    #: synthetic validation lines the same CER as -7, 0.065, with a fifth fewer candidates tried; -4 is
+    #: 0.3 % worse on lines, 1.3 % on paragraphs)
+    prune: float = -5.0
     #: and at most this many of the most probable ones are (an unsure model would otherwise try them all)
     max_candidates: int = 6
     #: lines the image model reads with a lower confidence (geometric mean of the greedy path's character
