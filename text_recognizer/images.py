@@ -427,6 +427,32 @@ def page_boxes(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox
     return [b.scaled(factor, gray.shape) for b in line_boxes(ink, segmenter)]
 
 
+def page_line_map(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> np.ndarray:
+    """Which found line each pixel of ``gray`` (uint8 ``[H, W]``) is read as part of: int32 ``[H, W]``, ``k``
+    in the band of the ``k``-th line of :func:`page_lines` (1-based, top to bottom), 0 outside every band.
+    With ``paths`` a band is what :func:`line_ink` cuts (the columns of the line's box, the rows between its
+    two paths); with ``profile`` it is the box. What the segmentation benchmark compares with the renderer's
+    ink of each line."""
+    ink, factor = _page_ink(gray)
+    h, w = ink.shape
+    out = np.zeros((h, w), np.int32)
+    if segmenter == "paths":
+        rows = np.arange(h, dtype=np.float32)[:, None]
+        for k, ln in enumerate(find_lines(ink), start=1):
+            b = ln.box
+            cols = np.arange(b.left, b.right)
+            deskewed = rows - np.float32(ln.skew) * (cols - np.float32(ln.centre))[None, :]
+            inside = (deskewed >= ln.upper[cols][None, :]) & (deskewed < ln.lower[cols][None, :])
+            out[:, b.left : b.right][inside] = k
+    else:
+        for k, b in enumerate(line_boxes(ink, segmenter), start=1):
+            out[b.top : b.bottom, b.left : b.right] = k
+    if factor > 1:
+        # the reduced image has ceil(H / factor) rows: spread back, it covers ``gray`` with rows to spare
+        out = np.repeat(np.repeat(out, factor, axis=0), factor, axis=1)[: gray.shape[0], : gray.shape[1]]
+    return out
+
+
 def _page_ink(gray: np.ndarray) -> tuple[np.ndarray, int]:
     """uint8 ``[H, W]`` -> its normalised ink at the reading size (float32 ``[H', W']``, :func:`reduce_gray`)
     and the reduction factor (1: as it is)."""

@@ -1,5 +1,6 @@
 """The line finder of real pages on rendered hard pages: skewed, wavy, ruled and cut lines, dust, and crops
-of a line's own ink (the full measurement is ``python -m benchmarks.segmentation``)."""
+of a line's own ink (the full measurement is ``python -m benchmarks.segmentation``), and that benchmark's
+alignment of found lines with the renderer's lines, pixel by pixel."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from benchmarks.error_sources import align_moves
+from benchmarks.segmentation import pixel_cost
 from text_recognizer.data.synth.render import hard_case, render_line, render_page
 from text_recognizer.images import (
     _box_mean,
@@ -16,6 +19,8 @@ from text_recognizer.images import (
     line_ink,
     load_gray,
     normalize_ink,
+    page_boxes,
+    page_line_map,
     page_lines,
     prepare_line,
     segment_lines,
@@ -171,3 +176,34 @@ def test_the_shading_at_a_photo_edge_is_not_a_line() -> None:
                 if found != 1:
                     wrong.append((seed, amp, tau, found))
     assert not wrong
+
+
+def _moves(found: np.ndarray, truth: np.ndarray, n: int) -> list[str]:
+    return [m[0] for m in align_moves(n, len(LINES), pixel_cost(found, truth, n, len(LINES)))]
+
+
+def test_the_renderer_maps_each_lines_ink() -> None:
+    page = render_page(LINES, np.random.default_rng(0), hard_case("tight"))
+    assert page.line_map.shape == page.image.shape
+    assert set(np.unique(page.line_map).tolist()) == set(range(len(LINES) + 1))
+    for k, (top, bottom, left, right) in enumerate(page.boxes, start=1):
+        rows, cols = np.nonzero(page.line_map == k)
+        assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (top, bottom, left, right)
+
+
+def test_tight_lines_cut_right_are_matched_and_merged_bands_are_not() -> None:
+    # the boxes of tight lines overlap by half their height; their bands do not, and a right cut is a match
+    page = render_page(LINES, np.random.default_rng(2), hard_case("tight"))
+    found = page_line_map(page.image)
+    n = len(page_boxes(page.image))
+    assert n == len(LINES)
+    assert _moves(found, page.line_map, n) == ["match"] * len(LINES)
+    # the bands of lines 2 and 3 read as one: a merge; line 4's band cut in two: a split
+    merged = np.where(found >= 3, found - 1, found)
+    assert _moves(merged, page.line_map, n - 1) == ["match", "merged", "match", "match"]
+    halves = found.copy()
+    rows, cols = np.nonzero(found == 4)
+    halves[rows[cols > np.median(cols)], cols[cols > np.median(cols)]] = 5
+    halves[found == 5] = 6
+    moves = _moves(halves, page.line_map, n + 1)
+    assert moves == ["match", "match", "match", "split", "match"]

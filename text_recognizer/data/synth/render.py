@@ -697,11 +697,15 @@ Box = tuple[int, int, int, int]
 class Page:
     """A rendered paragraph: uint8 ``[H, W]`` image, its text (lines joined by ``\n``; a printed label is
     part of its line's text) and the box of each line's ink, top to bottom. Partial neighbour lines cut by
-    the image edge are not lines of the text and have no box."""
+    the image edge are not lines of the text and have no box.
+
+    ``line_map`` is uint8 ``[H, W]``: ``k`` where the ink is line ``k``'s (1-based, top to bottom; where
+    lines cross, the stronger ink's), 0 on paper and on the ink of cut neighbour lines and dust."""
 
     image: np.ndarray
     text: str
     boxes: tuple[Box, ...]
+    line_map: np.ndarray
 
 
 #: Label values of the line-label map that are not lines of the text.
@@ -781,7 +785,8 @@ def render_page(lines: list[str], rng: np.random.Generator, cfg: RenderConfig | 
         _dust(ink, labels, xh, rng, cfg)
     image, moved = _photograph(ink, rows, xh, rng, cfg, labels)
     assert moved is not None
-    return Page(image=image, text="\n".join(texts), boxes=_label_boxes(moved, len(texts)))
+    line_map = np.where(moved <= len(texts), moved, 0).astype(np.uint8)
+    return Page(image=image, text="\n".join(texts), boxes=_label_boxes(moved, len(texts)), line_map=line_map)
 
 
 def _stamp_labelled(page: np.ndarray, labels: np.ndarray, ink: np.ndarray, r: int, c: int, code: int) -> None:
