@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.error_sources import align_moves
-from benchmarks.segmentation import pixel_cost
+from benchmarks.segmentation import hard_pages, pixel_cost
 from text_recognizer.data.synth.render import hard_case, render_line, render_page
 from text_recognizer.images import (
     _box_mean,
@@ -207,3 +207,11 @@ def test_tight_lines_cut_right_are_matched_and_merged_bands_are_not() -> None:
     halves[found == 5] = 6
     moves = _moves(halves, page.line_map, n + 1)
     assert moves == ["match", "match", "match", "split", "match"]
+
+
+def test_uneven_wavy_lines_are_not_cut_at_twice_their_pitch() -> None:
+    # benchmarks.segmentation's wavy page 0 of seed 11: six wavy, unevenly spaced lines on ruled paper whose
+    # every other line repeats better than each line; the autocorrelation's peak at the pitch is below 0
+    page = hard_pages("wavy", 1, 11)[0]
+    assert len(page.lines) == 6
+    assert len(find_lines(normalize_ink(load_gray(page.image)))) >= 6
