@@ -29,7 +29,7 @@ from tqdm import tqdm
 from benchmarks.error_sources import MOVES, STEPS, Alignment, align, align_moves, folder_pages, tally
 from benchmarks.run_all import REAL_HANDWRITING, real_sets
 from text_recognizer.data.synth.corpus import load_corpus
-from text_recognizer.data.synth.render import HARD_CASE_NAMES, hard_case, render_page
+from text_recognizer.data.synth.render import HARD_CASE_NAMES, NOT_A_LINE, hard_case, render_page
 from text_recognizer.images import SEGMENTERS, load_gray, page_line_map, page_lines
 from text_recognizer.inference.predictor import Predictor, load_predictor
 
@@ -59,22 +59,26 @@ def hard_pages(case: str, n: int, seed: int) -> list[TruePage]:
 def pixel_cost(found: np.ndarray, truth: np.ndarray, n: int, m: int) -> object:
     """The move costs of aligning ``n`` found lines with ``m`` true lines by their pixels: ``found`` int
     ``[H, W]`` the band each pixel is read in (:func:`text_recognizer.images.page_line_map`), ``truth`` the
-    renderer's line of each ink pixel (:attr:`TruePage.line_map`). With ``C[i, j]`` the ink of true line ``j``
-    in band ``i``, ``recall = C / ink of j`` and ``precision = C / true ink in i``: a match costs
-    ``4 (1 - IoU)`` of the two pixel sets (so below IoU 0.5 a drop and a spurious line are cheaper), a merge
-    ``4 (2 - recall_1 - recall_2)`` (both lines mostly in one band), a split ``4 (2 - precision_1 -
-    precision_2)`` (both bands mostly one line's ink); a drop or a spurious line costs 1.
+    renderer's line of each ink pixel (:attr:`TruePage.line_map`: ``1..m``, or
+    :data:`~text_recognizer.data.synth.render.NOT_A_LINE` for a cut neighbour line's ink). With ``C[i, j]``
+    the ink of true line ``j`` in band ``i``, ``recall = C / ink of j`` and ``precision = C / all ink in i``
+    (a neighbour's too): a match costs ``4 (1 - IoU)`` of the two pixel sets (so below IoU 0.5 a drop and a
+    spurious line are cheaper), a merge ``4 (2 - recall_1 - recall_2)`` (both lines mostly in one band), a
+    split ``4 (2 - precision_1 - precision_2)`` (both bands mostly one line's ink); a drop or a spurious line
+    costs 1.
 
     Pixels, not boxes: the boxes of tightly spaced lines overlap by half their height (each takes its
     ascenders and descenders), so a correct cut, whose bands cannot overlap, matched them badly (a tight page
     read line for line right was scored as 3 lines dropped and 3 split)."""
     ink = truth > 0
-    counts = np.zeros((n + 1, m + 1), np.float64)
-    np.add.at(counts, (found[ink], truth[ink].astype(np.int64)), 1.0)
-    c = counts[1:, 1:]
-    recall = c / np.maximum(1.0, counts[:, 1:].sum(axis=0))[None, :]
-    precision = c / np.maximum(1.0, c.sum(axis=1))[:, None]
-    iou = c / np.maximum(1.0, counts[:, 1:].sum(axis=0)[None, :] + c.sum(axis=1)[:, None] - c)
+    lines = np.where(truth[ink] == NOT_A_LINE, m + 1, truth[ink]).astype(np.int64)
+    counts = np.zeros((n + 1, m + 2), np.float64)  # [band 0..n, line 0..m, not a line]
+    np.add.at(counts, (found[ink], lines), 1.0)
+    c = counts[1:, 1 : m + 1]
+    line_ink = np.maximum(1.0, counts[:, 1 : m + 1].sum(axis=0))[None, :]
+    band_ink = np.maximum(1.0, counts[1:, 1:].sum(axis=1))[:, None]
+    recall, precision = c / line_ink, c / band_ink
+    iou = c / np.maximum(1.0, line_ink + band_ink - c)
 
     def cost(name: str, i: int, j: int) -> float:
         if name == "match":

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.error_sources import align_moves
 from benchmarks.segmentation import hard_pages, pixel_cost
-from text_recognizer.data.synth.render import hard_case, render_line, render_page
+from text_recognizer.data.synth.render import NOT_A_LINE, hard_case, render_line, render_page
 from text_recognizer.images import (
     _box_mean,
     _dark_strokes,
@@ -215,3 +215,18 @@ def test_uneven_wavy_lines_are_not_cut_at_twice_their_pitch() -> None:
     page = hard_pages("wavy", 1, 11)[0]
     assert len(page.lines) == 6
     assert len(find_lines(normalize_ink(load_gray(page.image)))) >= 6
+
+
+def test_a_cut_neighbour_line_read_as_a_line_is_spurious_not_a_split() -> None:
+    # the band of a neighbour line cut by the top edge holds a few descender pixels of the first line and the
+    # neighbour's own ink: precision counts the neighbour's ink, so it is a spurious line
+    cfg = replace(hard_case("partial"), p_partial_neighbours=1.0)
+    page = render_page(LINES, np.random.default_rng(0), cfg)
+    truth = page.line_map
+    assert (truth == NOT_A_LINE).any()
+    top = int(np.flatnonzero((truth > 0).any(axis=1))[0])
+    found = np.where((truth > 0) & (truth <= len(LINES)), truth.astype(np.int32) + 1, 0)
+    found[(truth == NOT_A_LINE) & (np.arange(truth.shape[0])[:, None] < top + 10)] = 1
+    found[page.boxes[0][0] : page.boxes[0][0] + 2][truth[page.boxes[0][0] : page.boxes[0][0] + 2] == 1] = 1
+    moves = [m[0] for m in align_moves(len(LINES) + 1, len(LINES), pixel_cost(found, truth, 6, 5))]
+    assert moves == ["spurious"] + ["match"] * len(LINES)

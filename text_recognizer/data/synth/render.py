@@ -700,7 +700,8 @@ class Page:
     the image edge are not lines of the text and have no box.
 
     ``line_map`` is uint8 ``[H, W]``: ``k`` where the ink is line ``k``'s (1-based, top to bottom; where
-    lines cross, the stronger ink's), 0 on paper and on the ink of cut neighbour lines and dust."""
+    lines cross, the stronger ink's), :data:`NOT_A_LINE` on the ink of cut neighbour lines, 0 on paper and
+    dust."""
 
     image: np.ndarray
     text: str
@@ -710,6 +711,8 @@ class Page:
 
 #: Label values of the line-label map that are not lines of the text.
 _TOP_NEIGHBOUR, _BOTTOM_NEIGHBOUR = 250, 251
+#: :attr:`Page.line_map`'s value on ink that is no line of the text (neighbour lines cut by the edge).
+NOT_A_LINE = 255
 #: Coverage above which a pixel belongs to a line's ink (for its box).
 _LABEL_COVERAGE = 0.35
 #: Printed labels of form fields (drawn by :func:`_printed_label`).
@@ -785,7 +788,8 @@ def render_page(lines: list[str], rng: np.random.Generator, cfg: RenderConfig | 
         _dust(ink, labels, xh, rng, cfg)
     image, moved = _photograph(ink, rows, xh, rng, cfg, labels)
     assert moved is not None
-    line_map = np.where(moved <= len(texts), moved, 0).astype(np.uint8)
+    neighbour = (moved == _TOP_NEIGHBOUR) | (moved == _BOTTOM_NEIGHBOUR)
+    line_map = np.where(moved <= len(texts), moved, np.where(neighbour, NOT_A_LINE, 0)).astype(np.uint8)
     return Page(image=image, text="\n".join(texts), boxes=_label_boxes(moved, len(texts)), line_map=line_map)
 
 
