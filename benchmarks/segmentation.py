@@ -12,7 +12,9 @@ shipped model (whole pipeline: :func:`text_recognizer.images.page_lines` then th
 Predicted lines are aligned with true lines by :func:`benchmarks.error_sources.align_moves`: on synthetic
 pages by their pixels (:func:`pixel_cost`: the renderer knows which line each ink pixel is), on real pages
 by text (:func:`benchmarks.error_sources.align`). *found* is the matched lines, as a share of the true lines.
-Printed per data set and segmenter, then the whole table as JSON on the last line.
+Printed per data set and segmenter, then the whole table as JSON on the last line. Pages cut wrong are drawn
+in ``--pictures`` (default ``outputs/segmentation/<time>/``): each found band tinted, and what it was read
+as.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from benchmarks.error_sources import MOVES, STEPS, Alignment, align, align_moves, folder_pages, tally
@@ -102,10 +105,44 @@ class Row:
     page_s: float = 0.0  # seconds of the whole pipeline
 
 
-def measure(predictor: Predictor, pages: list[TruePage], segmenter: str, name: str) -> Row:
+#: Colours of the bands in the pictures of :func:`picture` (RGB), one after the other down the page.
+BAND_COLOURS = ((230, 80, 60), (40, 120, 220), (40, 170, 80), (200, 140, 0), (150, 70, 200))
+
+
+def picture(gray: np.ndarray, found: np.ndarray, texts: list[str], title: str) -> Image.Image:
+    """The page ``gray`` (uint8 ``[H, W]``) with each found band (``found``, int ``[H, W]``, 1-based) tinted
+    in turn by :data:`BAND_COLOURS`, and under it the title and what each band was read as."""
+    h, w = gray.shape
+    rgb = np.repeat(gray[:, :, None].astype(np.float32), 3, axis=2)
+    for k in range(1, int(found.max()) + 1):
+        band = found == k
+        rgb[band] = 0.6 * rgb[band] + 0.4 * np.array(BAND_COLOURS[(k - 1) % len(BAND_COLOURS)], np.float32)
+    caption = [title] + [f"{k}: {t}" for k, t in enumerate(texts, start=1)]
+    line_h = 14
+    out = Image.new("RGB", (max(w, 480), h + line_h * len(caption) + 6), "white")
+    out.paste(Image.fromarray(rgb.astype(np.uint8)), (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(caption):
+        colour = (0, 0, 0) if i == 0 else BAND_COLOURS[(i - 1) % len(BAND_COLOURS)]
+        draw.text((4, h + 3 + i * line_h), text[:160], fill=colour)
+    return out
+
+
+def measure(
+    predictor: Predictor,
+    pages: list[TruePage],
+    segmenter: str,
+    name: str,
+    pictures: Path | None = None,
+    max_pictures: int = 5,
+) -> Row:
+    """Cut and read ``pages`` with ``segmenter``; with ``pictures``, the first ``max_pictures`` pages with a
+    line merged, split, dropped or spurious are drawn there (:func:`picture`) as
+    ``<name>-<segmenter>-<page>.png``."""
     pre = predictor.preprocessor
     row = Row(alignment=Alignment())
-    for page in tqdm(pages, desc=f"{name} {segmenter}", leave=False):
+    drawn = 0
+    for index, page in enumerate(tqdm(pages, desc=f"{name} {segmenter}", leave=False)):
         t0 = time.perf_counter()
         gray = load_gray(page.image)
         boxes, crops = page_lines(gray, pre.height, pre.max_width, segmenter)
@@ -114,8 +151,9 @@ def measure(predictor: Predictor, pages: list[TruePage], segmenter: str, name: s
         row.page_s += time.perf_counter() - t0
         row.cut_s += t1 - t0
         row.pages += 1
+        found = page_line_map(gray, segmenter) if page.line_map is not None or pictures else None
         if page.line_map is not None:
-            found = page_line_map(gray, segmenter)
+            assert found is not None
             cost = pixel_cost(found, page.line_map, len(boxes), len(page.lines))
             moves = align_moves(len(boxes), len(page.lines), cost)  # type: ignore[arg-type]
             result = tally(moves, texts, page.lines)
@@ -123,6 +161,14 @@ def measure(predictor: Predictor, pages: list[TruePage], segmenter: str, name: s
             result = align(texts, page.lines)
         assert row.alignment is not None
         row.alignment.add(result)
+        wrong = {m: getattr(result, m) for m in MOVES[1:] if getattr(result, m)}
+        if pictures is not None and found is not None and wrong and drawn < max_pictures:
+            title = f"{name} page {index}, {segmenter}: {len(page.lines)} lines, " + ", ".join(
+                f"{n} {m}" for m, n in wrong.items()
+            )
+            pictures.mkdir(parents=True, exist_ok=True)
+            picture(gray, found, texts, title).save(pictures / f"{name}-{segmenter}-{index:02d}.png")
+            drawn += 1
     return row
 
 
@@ -135,7 +181,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--segmenter", nargs="+", default=list(SEGMENTERS), choices=SEGMENTERS)
     parser.add_argument("--cases", nargs="+", default=list(HARD_CASE_NAMES), choices=HARD_CASE_NAMES)
+    parser.add_argument(
+        "--pictures",
+        type=Path,
+        default=None,
+        help="folder for pictures of the pages cut wrong, at most 5 per data set and segmenter "
+        "(default: outputs/segmentation/<time>)",
+    )
     args = parser.parse_args()
+    if args.pictures is None:
+        args.pictures = Path("outputs/segmentation") / time.strftime("%Y%m%d-%H%M%S")
     predictor = load_predictor(args.model, threads=1)
     sets: dict[str, list[TruePage]] = {case: hard_pages(case, args.pages, args.seed) for case in args.cases}
     real = real_sets(REAL_HANDWRITING, None)
@@ -146,7 +201,7 @@ def main() -> None:
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name, pages in sets.items():
         for segmenter in args.segmenter:
-            row = measure(predictor, pages, segmenter, name)
+            row = measure(predictor, pages, segmenter, name, args.pictures)
             a = row.alignment
             assert a is not None
             r = {k: float(v) for k, v in asdict(a).items()}
@@ -176,6 +231,9 @@ def main() -> None:
             f"page CER {t.page_errors / max(1, t.page_chars):.3f}"
         )
     assert set(STEPS) == set(MOVES)
+    drawn = sorted(args.pictures.glob("*.png")) if args.pictures.is_dir() else []
+    if drawn:
+        print(f"pictures of the pages cut wrong (bands tinted, what each was read as): {args.pictures}/")
     print(json.dumps(table))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.error_sources import align_moves
-from benchmarks.segmentation import hard_pages, pixel_cost
+from benchmarks.segmentation import hard_pages, picture, pixel_cost
 from text_recognizer.data.synth.render import NOT_A_LINE, hard_case, render_line, render_page
 from text_recognizer.images import (
     _box_mean,
@@ -230,3 +230,12 @@ def test_a_cut_neighbour_line_read_as_a_line_is_spurious_not_a_split() -> None:
     found[page.boxes[0][0] : page.boxes[0][0] + 2][truth[page.boxes[0][0] : page.boxes[0][0] + 2] == 1] = 1
     moves = [m[0] for m in align_moves(len(LINES) + 1, len(LINES), pixel_cost(found, truth, 6, 5))]
     assert moves == ["spurious"] + ["match"] * len(LINES)
+
+
+def test_pictures_of_wrong_cuts_tint_each_band() -> None:
+    gray = np.full((40, 200), 200, np.uint8)
+    found = np.zeros((40, 200), np.int32)
+    found[:20], found[20:30] = 1, 2
+    img = np.asarray(picture(gray, found, ["first", "second"], "title"))
+    assert img.shape[0] > 40 and img.shape[1] >= 200 and img.shape[2] == 3
+    assert tuple(img[5, 5]) != tuple(img[25, 5]) != tuple(img[35, 5]) == (200, 200, 200)
