@@ -239,3 +239,11 @@ def test_pictures_of_wrong_cuts_tint_each_band() -> None:
     img = np.asarray(picture(gray, found, ["first", "second"], "title"))
     assert img.shape[0] > 40 and img.shape[1] >= 200 and img.shape[2] == 3
     assert tuple(img[5, 5]) != tuple(img[25, 5]) != tuple(img[35, 5]) == (200, 200, 200)
+
+
+def test_a_page_of_three_lines_in_one_body_is_cut() -> None:
+    # benchmarks.segmentation's skew page 6 of seed 16: three slanted lines make one body of 90 rows, 2.5 line
+    # pitches (36): the rule "taller than 2.5 pitches" left them one line
+    page = hard_pages("skew", 7, 16)[6]
+    assert len(page.lines) == 3
+    assert len(find_lines(normalize_ink(load_gray(page.image)))) == 3
