@@ -151,7 +151,7 @@ def measure(
         row.page_s += time.perf_counter() - t0
         row.cut_s += t1 - t0
         row.pages += 1
-        found = page_line_map(gray, segmenter) if page.line_map is not None or pictures else None
+        found = page_line_map(gray, segmenter) if page.line_map is not None else None
         if page.line_map is not None:
             assert found is not None
             cost = pixel_cost(found, page.line_map, len(boxes), len(page.lines))
@@ -162,7 +162,9 @@ def measure(
         assert row.alignment is not None
         row.alignment.add(result)
         wrong = {m: getattr(result, m) for m in MOVES[1:] if getattr(result, m)}
-        if pictures is not None and found is not None and wrong and drawn < max_pictures:
+        if pictures is not None and wrong and drawn < max_pictures:
+            if found is None:  # a real page: its bands are only needed for the picture
+                found = page_line_map(gray, segmenter)
             title = f"{name} page {index}, {segmenter}: {len(page.lines)} lines, " + ", ".join(
                 f"{n} {m}" for m, n in wrong.items()
             )
@@ -231,8 +233,7 @@ def main() -> None:
             f"page CER {t.page_errors / max(1, t.page_chars):.3f}"
         )
     assert set(STEPS) == set(MOVES)
-    drawn = sorted(args.pictures.glob("*.png")) if args.pictures.is_dir() else []
-    if drawn:
+    if args.pictures.is_dir():  # made for this run (its own time) when the first picture is drawn
         print(f"pictures of the pages cut wrong (bands tinted, what each was read as): {args.pictures}/")
     print(json.dumps(table))
 

@@ -456,13 +456,9 @@ def page_line_map(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> np.ndarra
     h, w = ink.shape
     out = np.zeros((h, w), np.int32)
     if segmenter == "paths":
-        rows = np.arange(h, dtype=np.float32)[:, None]
         for k, ln in enumerate(find_lines(ink), start=1):
-            b = ln.box
-            cols = np.arange(b.left, b.right)
-            deskewed = rows - np.float32(ln.skew) * (cols - np.float32(ln.centre))[None, :]
-            inside = (deskewed >= ln.upper[cols][None, :]) & (deskewed < ln.lower[cols][None, :])
-            out[:, b.left : b.right][inside] = k
+            cols, src, inside = _band(h, ln)
+            out[src[inside], np.broadcast_to(cols, src.shape)[inside]] = k
     else:
         for k, b in enumerate(line_boxes(ink, segmenter), start=1):
             out[b.top : b.bottom, b.left : b.right] = k
@@ -621,7 +617,7 @@ def _pitch(dy: np.ndarray, xs: np.ndarray, hd: int, strip: int) -> float | None:
     first_min = int(rising[0]) + 2
     lag = first_min + int(np.argmax(acf[first_min:]))
     # a page of two or three tight lines repeats weakly (its strip profiles are a few rows long); a body
-    # is still only cut when it is taller than 2.5 pitches (:func:`_split_tall`)
+    # is still only cut when it is taller than ONE_BODY_LINES pitches (:func:`_split_tall`)
     if acf[lag] < 0.015 * acf[0]:
         return None
     # the first peak with at least 0.4 of the best prominence (how far it stands above the deepest dip
@@ -969,18 +965,27 @@ def find_lines(ink: np.ndarray) -> list[Line]:
     return lines
 
 
-def line_ink(ink: np.ndarray, line: Line) -> np.ndarray:
-    """The ink of one found line, deskewed: float32 ``[h, w]`` of the columns of its box and the rows of its
-    band (between its two paths; each column shifted by the page's skew), everything outside the band (a
-    neighbour's ascenders and descenders) set to 0."""
+def _band(height: int, line: Line) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where one found line's band lies in an image of ``height`` rows: the columns of its box (int64
+    ``[w]``), the image row read at each deskewed row of the band (int64 ``[h, w]``, each column shifted by
+    the page's skew) and whether that pixel is inside the band (bool ``[h, w]``: between the two paths and
+    within the image)."""
     b = line.box
     cols = np.arange(b.left, b.right)
     shift = line.skew * (cols - line.centre)
     upper, lower = line.upper[cols], line.lower[cols]
     top = max(int(np.floor(upper.min())), int(np.floor((-shift).min())))
-    bottom = min(int(np.ceil(lower.max())), int(np.ceil((ink.shape[0] - shift).max())))
+    bottom = min(int(np.ceil(lower.max())), int(np.ceil((height - shift).max())))
     rows = np.arange(top, max(bottom, top + 1))[:, None]
     src = np.rint(rows + shift[None, :]).astype(np.int64)
-    inside = (src >= 0) & (src < ink.shape[0]) & (rows >= upper[None, :]) & (rows < lower[None, :])
+    inside = (src >= 0) & (src < height) & (rows >= upper[None, :]) & (rows < lower[None, :])
+    return cols, src, inside
+
+
+def line_ink(ink: np.ndarray, line: Line) -> np.ndarray:
+    """The ink of one found line, deskewed: float32 ``[h, w]`` of the columns of its box and the rows of its
+    band (between its two paths; each column shifted by the page's skew), everything outside the band (a
+    neighbour's ascenders and descenders) set to 0."""
+    cols, src, inside = _band(ink.shape[0], line)
     out = ink[np.clip(src, 0, ink.shape[0] - 1), cols[None, :]]
     return np.where(inside, out, np.float32(0.0)).astype(np.float32)
