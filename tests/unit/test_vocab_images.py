@@ -9,9 +9,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from text_recognizer.images import (
+    CORE_MIN_SHARE,
     MAX_ASPECT,
     ImageError,
+    core_rows,
     load_gray,
+    normalize_core,
     normalize_ink,
     page_boxes,
     page_lines,
@@ -111,6 +114,34 @@ def test_shape_error_refuses_shapes_no_handwriting_has(size: tuple[int, int], re
 def test_prepare_line_shape() -> None:
     line = prepare_line(_page(["one line"], size=(300, 60)), height=32, max_width=128)
     assert line.shape[0] == 32 and line.shape[1] <= 128
+
+
+def _tall_writer(core: int, above: int, below: int) -> np.ndarray:
+    """A line crop ``[above + core + below, 60]``: a full core band, one ascender and one descender."""
+    ink = np.zeros((above + core + below, 60), np.float32)
+    ink[above : above + core, 5:55] = 1.0
+    ink[:above, 10] = 1.0
+    ink[above + core :, 40] = 1.0
+    return ink
+
+
+def test_normalize_core_squeezes_tall_ascenders_and_deep_descenders() -> None:
+    ink = _tall_writer(core=6, above=14, below=12)  # core 6 of 32 rows: 0.19
+    assert core_rows(ink) == (14, 20)
+    out = normalize_core(ink)
+    a, b = core_rows(out) or (0, 0)
+    assert out.shape[1] == 60 and b - a == 6
+    assert abs((b - a) / out.shape[0] - CORE_MIN_SHARE) < 0.04
+    # both zones squeezed by the same factor, strokes still there
+    assert a / (out.shape[0] - b) == pytest.approx(14 / 12, rel=0.2)
+    assert out[:a, 10].min() > 0.5 and out[b:, 40].min() > 0.5
+
+
+def test_normalize_core_leaves_ordinary_lines_and_blanks() -> None:
+    ink = _tall_writer(core=12, above=10, below=10)  # 0.375
+    assert normalize_core(ink) is ink
+    blank = np.zeros((20, 30), np.float32)
+    assert core_rows(blank) is None and normalize_core(blank) is blank
 
 
 def test_load_gray_handles_modes_and_exif() -> None:
