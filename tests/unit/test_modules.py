@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from text_recognizer.data.modules import DataConfig, MixtureSource, SourceSpec, TextDataModule, build_source
@@ -62,3 +63,11 @@ def test_paragraph_module() -> None:
     images, _, texts = next(iter(TextDataModule(cfg).val_dataloader()))
     assert images.shape[:3] == (2, 1, 128)
     assert all("\n" in t for t in texts)
+
+
+def test_synth_page_lines_source_gives_page_cut_lines_for_line_models_only() -> None:
+    src = build_source(SourceSpec(name="synth_page_lines"), "line", "train", 10, 0)
+    sample = src[0]
+    assert sample.image.dtype == np.uint8 and "\n" not in sample.text
+    with pytest.raises(ValueError, match=r"needs data\.kind line"):
+        build_source(SourceSpec(name="synth_page_lines"), "paragraph", "train", 10, 0)

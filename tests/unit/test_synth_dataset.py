@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from render_helpers import camera_off
 
-from text_recognizer.data.synth.dataset import SynthSource
-from text_recognizer.data.synth.render import RenderConfig, render_line, render_paragraph
+from text_recognizer.data.synth.dataset import SynthSource, cut_page_line
+from text_recognizer.data.synth.render import RenderConfig, render_line, render_page, render_paragraph
 from text_recognizer.images import normalize_ink, prepare_line
 from text_recognizer.vocab import CHARACTERS
 
@@ -134,3 +134,26 @@ def test_bad_arguments_are_rejected() -> None:
         SynthSource("line", "dev")
     with pytest.raises(IndexError):
         SynthSource("line", size=3)[3]
+
+
+def test_page_lines_are_lines_cut_from_a_page_by_the_line_finder() -> None:
+    src = SynthSource("page_line", "train", size=6, seed=3)
+    for i in range(len(src)):
+        s = src[i]
+        assert s.image.dtype == np.uint8 and s.image.ndim == 2
+        assert "\n" not in s.text and 10 <= len(s.text) <= 60
+        assert np.array_equal(s.image, src[i].image)  # deterministic
+
+
+def test_cut_page_line_pairs_a_clean_cut_with_its_text() -> None:
+    rng = np.random.default_rng(5)
+    texts = ["the first line of three", "and the second one here", "with a third below it"]
+    page = render_page(texts, rng, camera_off())
+    sample = cut_page_line(page, np.random.default_rng(0))
+    assert sample is not None and sample.text in texts
+    # the cut holds that line's ink only: about as tall as one line, not three
+    rows = np.flatnonzero((normalize_ink(sample.image) > 0.3).any(axis=1))
+    assert rows[-1] - rows[0] < 0.6 * page.image.shape[0]
+    # a page whose truth names no line (nothing can be paired) gives no sample
+    blank = replace(page, line_map=np.zeros_like(page.line_map))
+    assert cut_page_line(blank, np.random.default_rng(0)) is None

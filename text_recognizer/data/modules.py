@@ -28,7 +28,8 @@ class SourceSpec:
     """One data source. ``kind`` of the data module decides lines or paragraphs.
 
     Attributes:
-        name: ``synth``, ``iam``, ``iam_paragraphs`` (stacked IAM lines) or ``folder``.
+        name: ``synth``, ``synth_page_lines`` (lines cut from synthetic pages by the predictor's line finder,
+            for ``kind: line``), ``iam``, ``iam_paragraphs`` (stacked IAM lines) or ``folder``.
         weight: relative sampling weight in a mixture.
         path: the folder (``folder``) or IAM root (``iam``); unused for ``synth``.
         restyle: ``folder`` only: the share of draws of a line that are that line written and photographed
@@ -72,9 +73,13 @@ class DataConfig:
 
 def build_source(spec: SourceSpec, kind: str, split: str, size: int, seed: int) -> Source:
     """Instantiate one source for a split. Imports each kind only when used."""
-    if spec.name == "synth":
+    if spec.name in ("synth", "synth_page_lines"):
         from text_recognizer.data.synth.dataset import SynthSource
 
+        if spec.name == "synth_page_lines":
+            if kind != "line":
+                raise ValueError("a 'synth_page_lines' source gives lines: it needs data.kind line")
+            kind = "page_line"
         return SynthSource(kind=kind, split=split, size=size, seed=seed)
     if spec.name in ("iam", "iam_paragraphs"):
         from text_recognizer.data.iam.source import IAMSource, IAMSyntheticParagraphs
@@ -95,7 +100,9 @@ def build_source(spec: SourceSpec, kind: str, split: str, size: int, seed: int) 
         from text_recognizer.data.synth.dataset import Restyled
 
         return Restyled(folder, spec.restyle, seed)
-    raise ValueError(f"unknown data source {spec.name!r}: expected synth, iam, iam_paragraphs or folder")
+    raise ValueError(
+        f"unknown data source {spec.name!r}: expected synth, synth_page_lines, iam, iam_paragraphs or folder"
+    )
 
 
 class MixtureSource:

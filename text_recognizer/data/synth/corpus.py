@@ -103,9 +103,9 @@ class Corpus:
                 break
         return line
 
-    def sample_paragraph(self, rng: np.random.Generator) -> list[str]:
-        """3 to 12 consecutive lines wrapped to one width."""
-        n = int(rng.integers(MIN_PARAGRAPH_LINES, MAX_PARAGRAPH_LINES + 1))
+    def sample_paragraph(self, rng: np.random.Generator, n_lines: int | None = None) -> list[str]:
+        """3 to 12 consecutive lines wrapped to one width (``n_lines``: at most that many instead)."""
+        n = n_lines or int(rng.integers(MIN_PARAGRAPH_LINES, MAX_PARAGRAPH_LINES + 1))
         for _ in range(_MAX_REDRAWS):
             width = int(rng.integers(MIN_LINE_CHARS + 6, MAX_LINE_CHARS + 1))
             lines = wrap(self._window(rng), width, n, rng)
