@@ -237,15 +237,19 @@ def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, in
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def crop_to_ink(ink: np.ndarray, margin: float = 0.08) -> np.ndarray:
-    """Crop ``[H, W]`` to its ink plus a margin (a fraction of the ink height)."""
+def crop_to_ink(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> np.ndarray:
+    """Crop ``[H, W]`` to its ink plus a margin (a fraction of the ink height); with ``pad``, background (0)
+    makes up the margin where the image ends closer to the ink than that."""
     box = ink_bbox(ink)
     if box is None:
         return ink
     top, bottom, left, right = box
     m = max(1, round(margin * (bottom - top)))
     h, w = ink.shape
-    return ink[max(0, top - m) : min(h, bottom + m), max(0, left - m) : min(w, right + m)]
+    out = ink[max(0, top - m) : min(h, bottom + m), max(0, left - m) : min(w, right + m)]
+    if not pad:
+        return out
+    return np.pad(out, ((max(0, m - top), max(0, bottom + m - h)), (max(0, m - left), max(0, right + m - w))))
 
 
 def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:
@@ -312,10 +316,13 @@ def normalize_core(ink: np.ndarray, min_share: float = CORE_MIN_SHARE) -> np.nda
     return np.concatenate(parts, axis=0).astype(np.float32)
 
 
-def prepare_line(gray: np.ndarray, height: int, max_width: int, normalized: bool = False) -> np.ndarray:
+def prepare_line(
+    gray: np.ndarray, height: int, max_width: int, normalized: bool = False, pad: bool = False
+) -> np.ndarray:
     """One line image -> model input: ink normalised (:func:`normalize_ink`), its noise floor dropped
-    (:func:`drop_noise_floor`), cropped to the ink, its ascender and descender zones squeezed when its core
-    is small (:func:`normalize_core`) and resized to ``height``.
+    (:func:`drop_noise_floor`), cropped to the ink (with ``pad``, its margin made up with background where
+    the image is tighter: :func:`crop_to_ink`), its ascender and descender zones squeezed when its core is
+    small (:func:`normalize_core`) and resized to ``height``.
 
     Args:
         gray: uint8 ``[H, W]`` (any polarity), or float ``[H, W]`` already normalised when ``normalized``.
@@ -323,7 +330,7 @@ def prepare_line(gray: np.ndarray, height: int, max_width: int, normalized: bool
         float32 ``[height, W']`` in ``[0, 1]``, ink bright, ``W' <= max_width``.
     """
     ink = drop_noise_floor(gray if normalized else normalize_ink(gray))
-    return resize_to_height(normalize_core(crop_to_ink(ink)), height, max_width)
+    return resize_to_height(normalize_core(crop_to_ink(ink, pad=pad)), height, max_width)
 
 
 def image_stats(gray: np.ndarray) -> dict[str, Any]:
@@ -464,11 +471,14 @@ def page_lines(
     the predictor reads. A page over :data:`WORK_PIXELS` is read reduced (:func:`reduce_factor`).
 
     With ``paths`` each crop is the line's own ink, deskewed, neighbours' strokes masked out
-    (:func:`line_ink`)."""
+    (:func:`line_ink`). The band of a lone line is tight around its ink: its crop gets the margin of
+    background that whole line images have in training (``pad``, :func:`crop_to_ink`); a page's lines are
+    cut without one, as the page-cut training lines are (``synth_page_lines``)."""
     ink, factor = _page_ink(gray)
     if segmenter == "paths":
         lines = find_lines(ink)
-        crops = [prepare_line(line_ink(ink, ln), height, max_width, normalized=True) for ln in lines]
+        lone = len(lines) == 1
+        crops = [prepare_line(line_ink(ink, ln), height, max_width, True, pad=lone) for ln in lines]
         boxes = [ln.box for ln in lines]
     else:
         boxes = line_boxes(ink, segmenter)

@@ -13,6 +13,7 @@ from text_recognizer.images import (
     MAX_ASPECT,
     ImageError,
     core_rows,
+    crop_to_ink,
     load_gray,
     normalize_core,
     normalize_ink,
@@ -142,6 +143,23 @@ def test_normalize_core_leaves_ordinary_lines_and_blanks() -> None:
     assert normalize_core(ink) is ink
     blank = np.zeros((20, 30), np.float32)
     assert core_rows(blank) is None and normalize_core(blank) is blank
+
+
+def test_crop_to_ink_pads_a_tight_crop_with_background() -> None:
+    ink = np.zeros((25, 60), np.float32)
+    ink[:, 2:] = 1.0  # ink to the top, bottom and right edges, 2 columns of paper on the left
+    assert crop_to_ink(ink).shape == (25, 60)
+    out = crop_to_ink(ink, pad=True)
+    m = round(0.08 * 25)
+    assert out.shape == (25 + 2 * m, 58 + 2 * m)
+    assert out[:m].max() == 0 and out[-m:].max() == 0 and out[:, :m].max() == 0 and out[:, -m:].max() == 0
+
+
+def test_a_lone_line_gets_a_margin_and_page_lines_do_not() -> None:
+    _, (lone,) = page_lines(_page(["one line alone"], size=(300, 60)), 32, 512)
+    assert lone[:, :2].max() < 0.05 and lone[:, -2:].max() < 0.05 and lone[:2].max() < 0.05
+    _, crops = page_lines(_page(["first line here", "second line here"]), 32, 512)
+    assert len(crops) == 2 and all(c[:, :2].max() > 0.2 or c[:2].max() > 0.2 for c in crops)
 
 
 def test_load_gray_handles_modes_and_exif() -> None:
