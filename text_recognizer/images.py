@@ -843,16 +843,20 @@ def _contrast_skewness(a: np.ndarray, step: int) -> float | None:
     """
     small, f = _surround_blocks(a, 16)
     ys, xs = np.arange(0, a.shape[0], step), np.arange(0, a.shape[1], step)
-    d = (a[::step, ::step] - small[(ys // f)[:, None], (xs // f)[None, :]]).astype(np.float64)
+    around = small.take(ys // f, axis=0).take(xs // f, axis=1)
+    d = (a[::step, ::step] - around).astype(np.float64)
     d -= d.mean()
-    var = float((d * d).mean())
-    return float((d * d * d).mean()) / var**1.5 if var > 1e-12 else None
+    d2 = d * d
+    var = float(d2.mean())
+    return float((d2 * d).mean()) / var**1.5 if var > 1e-12 else None
 
 
 def _surround(a: np.ndarray, size: int) -> np.ndarray:
     """About the mean of ``[H, W]`` over the ``size x size`` square around each pixel -> ``[H, W]``: box
     means of blocks an eighth of ``size`` wide, averaged over ``size`` and spread back over their blocks."""
     small, f = _surround_blocks(a, size)
+    if f == 1:
+        return small
     return np.repeat(np.repeat(small, f, axis=0), f, axis=1)[: a.shape[0], : a.shape[1]]
 
 
@@ -862,19 +866,44 @@ def _surround_blocks(a: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     h, w = a.shape
     f = max(1, size // 8)
     hb, wb = -(-h // f), -(-w // f)
-    padded = np.pad(a, ((0, hb * f - h), (0, wb * f - w)), mode="edge")
-    blocks = padded.reshape(hb, f, wb, f).mean(axis=(1, 3))
-    return _box_mean(blocks, max(1, size // f) | 1), f
+    padded = np.pad(a, ((0, hb * f - h), (0, wb * f - w)), mode="edge") if f > 1 else a
+    return _box_mean(_block_means(padded, f), max(1, size // f) | 1), f
+
+
+def _block_means(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean of each ``f x f`` block of ``[hb * f, wb * f]`` -> ``[hb, wb]``, equal to the bit to
+    ``a.reshape(hb, f, wb, f).mean(axis=(1, 3))``. That reduction runs an inner loop of ``f`` values per
+    block (0.5 ms on a 100 x 800 line at ``f`` 2); under 8 (where numpy sums a block's row in order, not
+    pairwise) the same sums are taken in the same order with one strided add per block column and row."""
+    if f == 1:
+        return a
+    hb, wb = a.shape[0] // f, a.shape[1] // f
+    if f >= 8:
+        return a.reshape(hb, f, wb, f).mean(axis=(1, 3))
+    rows = a[:, 0::f].copy()  # each block row's sum, its values left to right
+    for j in range(1, f):
+        rows += a[:, j::f]
+    total = rows[0::f].copy()  # then the block's rows top to bottom
+    for i in range(1, f):
+        total += rows[i::f]
+    total /= f * f
+    return total
 
 
 def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
-    """Mean of ``[H, W]`` over the ``k x k`` square centred on each pixel (edges padded), by running sums."""
+    """Mean of ``[H, W]`` over the ``k x k`` square centred on each pixel (edges padded), by running sums
+    (float64)."""
     r = k // 2
-    c = np.pad(a, r, mode="edge").astype(np.float64).cumsum(axis=0).cumsum(axis=1)
-    c = np.pad(c, ((1, 0), (1, 0)))
+    padded = np.pad(a, r, mode="edge")
+    c = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))  # a row and a column of 0 before the sums
+    np.cumsum(padded, axis=0, dtype=np.float64, out=c[1:, 1:])
+    np.cumsum(c[1:, 1:], axis=1, out=c[1:, 1:])
     h, w = a.shape
-    total = c[k : k + h, k : k + w] - c[:h, k : k + w] - c[k : k + h, :w] + c[:h, :w]
-    return (total / (k * k)).astype(np.float32)
+    total = c[k : k + h, k : k + w] - c[:h, k : k + w]
+    total -= c[k : k + h, :w]
+    total += c[:h, :w]
+    total /= k * k
+    return total.astype(np.float32)
 
 
 #: A band with less than this share of the median line's ink and :data:`WEAK_HEIGHT` of its height is no line
