@@ -572,17 +572,22 @@ def estimate_skew(mask: np.ndarray) -> float:
         ys, xs = ys[keep], xs[keep]
     xc = xs.astype(np.float32) - small.shape[1] / 2
     pad = int(np.ceil(np.tan(np.deg2rad(MAX_SKEW_DEG)) * small.shape[1])) + 2
-
-    def score(t: float) -> float:
-        rows = np.rint(ys - t * xc).astype(np.int64) + pad
-        profile = np.bincount(rows).astype(np.float64)
-        return float((profile * profile).sum())
-
     coarse = np.tan(np.deg2rad(np.arange(-MAX_SKEW_DEG, MAX_SKEW_DEG + 1e-6, 0.5)))
-    best = float(coarse[int(np.argmax([score(t) for t in coarse]))])
+    best = float(coarse[int(np.argmax(_shear_scores(ys, xc, coarse, pad)))])
     step = np.tan(np.deg2rad(0.5))
     fine = best + np.linspace(-step, step, 11)
-    return float(fine[int(np.argmax([score(t) for t in fine]))])
+    return float(fine[int(np.argmax(_shear_scores(ys, xc, fine, pad)))])
+
+
+def _shear_scores(ys: np.ndarray, xc: np.ndarray, slopes: np.ndarray, pad: int) -> np.ndarray:
+    """How sharp the row profile of ink at rows ``ys`` and centred columns ``xc`` (``[N]`` each) is when
+    sheared by each of ``slopes`` ``[T]`` (rows per column): the sum of squares of its row counts, int64
+    ``[T]``. All slopes in one histogram (each its own range of ``n`` rows); ``pad`` keeps rows above 0."""
+    rows = np.rint(ys - slopes[:, None] * xc).astype(np.int64) + pad
+    n = int(rows.max()) + 1
+    rows += np.arange(len(slopes))[:, None] * n
+    profile = np.bincount(rows.ravel(), minlength=len(slopes) * n).reshape(len(slopes), n)
+    return (profile * profile).sum(axis=1)
 
 
 def _rule_rows(profile: np.ndarray, width: int) -> np.ndarray:
@@ -613,9 +618,10 @@ def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
     edges = np.diff(flat.ravel())
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     long = ends - starts >= length
-    marks = np.zeros(h * (w + 2) + 1, np.int32)
-    np.add.at(marks, starts[long] + 1, 1)
-    np.add.at(marks, ends[long] + 1, -1)
+    if not long.any():
+        return np.zeros((h, w), bool)
+    n = h * (w + 2) + 1
+    marks = np.bincount(starts[long] + 1, minlength=n) - np.bincount(ends[long] + 1, minlength=n)
     return (np.cumsum(marks[:-1]) > 0).reshape(h, w + 2)[:, 1:-1]
 
 
