@@ -168,13 +168,18 @@ ROW_FLOOR_PERCENTILE = 25
 
 
 def _row_floor(ink: np.ndarray) -> np.ndarray:
-    """What the block background of :func:`_background` leaves in each row of ``[H, W]`` -> ``[H]``: the
-    :data:`ROW_FLOOR_PERCENTILE` of the row (read at 512 to 1,023 of its columns on a wider image; ink covers
-    less than that of any row of writing). The shading of a photo's edge falls over a few rows, more steeply
-    than blocks can follow, and was left as a band of "ink" that the line finder read as a line."""
+    """What the block background of :func:`_background` leaves in each row of ``[H, W]`` (no value below 0)
+    -> ``[H]``: the :data:`ROW_FLOOR_PERCENTILE` of the row (read at 512 to 1,023 of its columns on a wider
+    image; ink covers less than that of any row of writing). The shading of a photo's edge falls over a few
+    rows, more steeply than blocks can follow, and was left as a band of "ink" that the line finder read as a
+    line. A row with more zeros than that percentile's rank has 0 there: only the others are partitioned
+    (about a fifth of the rows of a line image)."""
     sample = ink[:, :: max(1, ink.shape[1] // 512)]
     k = int(ROW_FLOOR_PERCENTILE / 100 * (sample.shape[1] - 1))
-    return np.partition(sample, k, axis=1)[:, k].astype(np.float32)
+    floor = np.zeros(sample.shape[0], np.float32)
+    lit = np.count_nonzero(sample, axis=1) >= sample.shape[1] - k  # at most k zeros
+    floor[lit] = np.partition(sample[lit], k, axis=1)[:, k]
+    return floor
 
 
 def _subsample(a: np.ndarray, n: int = 40_000) -> np.ndarray:
@@ -557,14 +562,15 @@ def _block_any(mask: np.ndarray, target: int = 250_000) -> tuple[np.ndarray, int
     return np.asarray(blocks.max(axis=(1, 3))), s
 
 
-def estimate_skew(mask: np.ndarray) -> float:
+def estimate_skew(mask: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Slope (rows per column, ``tan`` of the angle) of the text lines of a bool ink mask ``[H, W]``: the
     shear that makes the horizontal ink profile sharpest (sum of squares), searched over
-    ``+-MAX_SKEW_DEG`` on a reduced copy, coarse then fine."""
+    ``+-MAX_SKEW_DEG`` on a reduced copy, coarse then fine. ``pixels``: ``np.nonzero(mask)`` when the caller
+    has it (read as it is when the mask is small enough not to be reduced)."""
     if mask.shape[1] < _MIN_SKEW_WIDTH:
         return 0.0
-    small, _ = _block_any(mask)
-    ys, xs = np.nonzero(small)
+    small, s = _block_any(mask)
+    ys, xs = pixels if pixels is not None and s == 1 else np.nonzero(small)
     if ys.size < 20:
         return 0.0
     if ys.size > 60_000:
@@ -968,7 +974,7 @@ def find_lines(ink: np.ndarray) -> list[Line]:
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return []
-    skew = estimate_skew(mask)
+    skew = estimate_skew(mask, (ys, xs))
     centre = w / 2
     dy = _deskewed_rows(ys, xs, skew, centre)
     offset = int(-dy.min())
@@ -1063,4 +1069,4 @@ def line_ink(ink: np.ndarray, line: Line) -> np.ndarray:
     neighbour's ascenders and descenders) set to 0."""
     cols, src, inside = _band(ink.shape[0], line)
     out = ink[np.clip(src, 0, ink.shape[0] - 1), cols[None, :]]
-    return np.where(inside, out, np.float32(0.0)).astype(np.float32)
+    return np.where(inside, out, np.float32(0.0)).astype(np.float32, copy=False)
