@@ -887,7 +887,8 @@ def _surround_blocks(a: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     h, w = a.shape
     f = max(1, size // 8)
     hb, wb = -(-h // f), -(-w // f)
-    padded = np.pad(a, ((0, hb * f - h), (0, wb * f - w)), mode="edge") if f > 1 else a
+    short = (hb * f - h, wb * f - w)
+    padded = np.pad(a, ((0, short[0]), (0, short[1])), mode="edge") if any(short) else a
     return _box_mean(_block_means(padded, f), max(1, size // f) | 1), f
 
 
@@ -1081,5 +1082,6 @@ def line_ink(ink: np.ndarray, line: Line) -> np.ndarray:
     band (between its two paths; each column shifted by the page's skew), everything outside the band (a
     neighbour's ascenders and descenders) set to 0."""
     cols, src, inside = _band(ink.shape[0], line)
-    out = ink[np.clip(src, 0, ink.shape[0] - 1), cols[None, :]]
+    # one flat take of the pixels' offsets: half the cost of indexing rows and columns
+    out = ink.ravel().take(np.clip(src, 0, ink.shape[0] - 1) * ink.shape[1] + cols)
     return np.where(inside, out, np.float32(0.0)).astype(np.float32, copy=False)
