@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from text_recognizer.inference.beam_search import BeamConfig, ctc_beam_search, log_softmax
+from text_recognizer.inference.beam_search import BeamConfig, _frame_candidates, ctc_beam_search, log_softmax
 from text_recognizer.inference.char_lm import CharNgramLM
 
 BLANK = 0
@@ -97,3 +97,17 @@ def test_beam_search_frames_follow_the_alignment() -> None:
     ids, frames = ctc_beam_search_aligned(log_probs, CHARS, BLANK, None, PLAIN)
     assert ids == [1, 2, 1]
     assert frames == [1, 5, 7]
+
+
+@pytest.mark.parametrize("prune", [-8.0, -3.0, -0.5])
+def test_frame_candidates_are_each_frames_own_selection(prune: float) -> None:
+    rng = np.random.default_rng(3)
+    log_probs = log_softmax(rng.normal(size=(40, 12)) * 3.0)
+    cfg = BeamConfig(prune=prune, max_candidates=3)
+    for row, (cand, cand_p) in zip(log_probs, _frame_candidates(log_probs, cfg), strict=True):
+        idx = np.flatnonzero(row > cfg.prune)
+        if len(idx) > cfg.max_candidates:
+            idx = idx[np.argpartition(row[idx], -cfg.max_candidates)[-cfg.max_candidates :]]
+        expected = idx.tolist() or [int(row.argmax())]
+        assert cand == expected
+        assert cand_p == [float(row[k]) for k in expected]

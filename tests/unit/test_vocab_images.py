@@ -12,6 +12,8 @@ from text_recognizer.images import (
     CORE_MIN_SHARE,
     MAX_ASPECT,
     ImageError,
+    _block_means,
+    _median_u8,
     core_rows,
     crop_to_ink,
     load_gray,
@@ -182,3 +184,22 @@ def test_load_gray_errors_name_the_source(tmp_path) -> None:  # type: ignore[no-
         load_gray(bad)
     with pytest.raises(ImageError, match="100x100 = 10000 pixels exceeds the limit of 1000"):
         load_gray(Image.new("L", (100, 100)), max_pixels=1000)
+
+
+@pytest.mark.parametrize("f", [1, 2, 3, 5, 7, 8, 9])
+def test_block_means_are_numpys_mean_of_each_block_to_the_bit(f: int) -> None:
+    rng = np.random.default_rng(f)
+    for dtype in (np.float32, np.float64):
+        a = (rng.random((13 * f, 2 * 17 * f)) * rng.random((13 * f, 2 * 17 * f))).astype(dtype)
+        for x in (a, a[:, ::2]):  # contiguous and a strided view
+            expected = np.ascontiguousarray(x).reshape(13, f, 17 * (2 if x is a else 1), f).mean(axis=(1, 3))
+            got = _block_means(x, f)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_median_of_a_uint8_image_is_numpys() -> None:
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (1, 2), (3, 5), (4, 6), (31, 17), (64, 80)]:
+        for a in (rng.integers(0, 256, (h, w)), rng.integers(125, 131, (h, w)), rng.choice([0, 255], (h, w))):
+            gray = a.astype(np.uint8)
+            assert _median_u8(gray) == float(np.median(gray))

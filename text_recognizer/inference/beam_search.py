@@ -56,6 +56,31 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+def _frame_candidates(log_probs: np.ndarray, cfg: BeamConfig) -> list[tuple[list[int], list[float]]]:
+    """The tokens tried at each frame of ``[T, V]`` and their log probabilities: those above ``cfg.prune``
+    (by id), the ``cfg.max_candidates`` most probable of them when there are more, the most probable token
+    when there is none. Selected for all frames at once (a frame's own numpy calls cost more than its
+    candidates)."""
+    over = log_probs > cfg.prune
+    counts = over.sum(axis=1).tolist()
+    rows, ids = np.nonzero(over)
+    ps = log_probs[rows, ids].tolist()
+    ids_list = ids.tolist()
+    top = log_probs.argmax(axis=1).tolist()
+    out: list[tuple[list[int], list[float]]] = []
+    start = 0
+    for t, n in enumerate(counts):
+        cand, cand_p = ids_list[start : start + n], ps[start : start + n]
+        start += n
+        if n > cfg.max_candidates:
+            keep = np.argpartition(log_probs[t, cand], -cfg.max_candidates)[-cfg.max_candidates :].tolist()
+            cand, cand_p = [cand[i] for i in keep], [cand_p[i] for i in keep]
+        elif n == 0:
+            cand, cand_p = [top[t]], [float(log_probs[t, top[t]])]
+        out.append((cand, cand_p))
+    return out
+
+
 def ctc_beam_search(
     log_probs: np.ndarray, chars: list[str], blank: int, lm: CharNgramLM | None, cfg: BeamConfig
 ) -> list[int]:
@@ -80,33 +105,24 @@ def ctc_beam_search_aligned(
     Returns:
         ``(ids, frames)``: ``frames[i]`` in ``0..T-1`` is the frame where ``ids[i]`` starts, increasing.
     """
-    # beams: prefix (tuple of ids) -> [log P ending in blank, log P ending in a character,
-    #                                   log P of the best contribution this frame, its emission frames]
-    beams: dict[tuple[int, ...], list[Any]] = {(): [0.0, NEG_INF, NEG_INF, ()]}
-    texts: dict[tuple[int, ...], str] = {(): START}
-    lm_cache: dict[tuple[tuple[int, ...], int], float] = {}
+    # beams: prefix (token ids as a string, one character chr(id) each: its hash is kept, where a tuple's is
+    # computed again at each look-up) -> [log P ending in blank, log P ending in a character,
+    #                                    log P of the best contribution this frame, its emission frames]
+    beams: dict[str, list[Any]] = {"": [0.0, NEG_INF, NEG_INF, ()]}
+    texts: dict[str, str] = {"": START}
 
-    def extension(prefix: tuple[int, ...], k: int) -> float:
-        key = (prefix, k)
-        v = lm_cache.get(key)
-        if v is None:
-            v = cfg.beta + (cfg.alpha * lm.score(texts[prefix], chars[k]) if lm is not None else 0.0)
-            lm_cache[key] = v
-        return v
+    def extension(text: str, k: int) -> float:
+        # the language model keeps its scores (:meth:`CharNgramLM.score`); a cache of this line's own
+        # answered a fifth of the calls and cost more than it saved
+        return cfg.beta + (cfg.alpha * lm.score(text, chars[k]) if lm is not None else 0.0)
 
-    top = log_probs.argmax(axis=1)
-    for t in range(log_probs.shape[0]):
-        row = log_probs[t]
-        cand_idx = np.flatnonzero(row > cfg.prune)
-        if len(cand_idx) > cfg.max_candidates:
-            cand_idx = cand_idx[np.argpartition(row[cand_idx], -cfg.max_candidates)[-cfg.max_candidates :]]
-        cand = cand_idx.tolist() or [int(top[t])]
-        nxt: dict[tuple[int, ...], list[Any]] = {}
+    for t, (cand, cand_p) in enumerate(_frame_candidates(log_probs, cfg)):
+        nxt: dict[str, list[Any]] = {}
         for prefix, (pb, pnb, _, frames) in beams.items():
             total = _lse(pb, pnb)
-            last = prefix[-1] if prefix else -1
-            for k in cand:
-                p = float(row[k])
+            last = ord(prefix[-1]) if prefix else -1
+            text = texts[prefix]
+            for k, p in zip(cand, cand_p, strict=True):
                 if k == blank:
                     e = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
                     c = total + p
@@ -114,20 +130,20 @@ def ctc_beam_search_aligned(
                     if c > e[2]:
                         e[2], e[3] = c, frames
                     continue
-                new = (*prefix, k)
+                new = prefix + chr(k)
                 if new not in texts:
-                    texts[new] = texts[prefix] + chars[k]
+                    texts[new] = text + chars[k]
                 e = nxt.setdefault(new, [NEG_INF, NEG_INF, NEG_INF, ()])
                 if k == last:
                     # a repeat only counts as a new character after a blank; else it extends the last one
-                    c = pb + p + extension(prefix, k)
+                    c = pb + p + extension(text, k)
                     same = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
                     s = pnb + p
                     same[1] = _lse(same[1], s)
                     if s > same[2]:
                         same[2], same[3] = s, frames
                 else:
-                    c = total + p + extension(prefix, k)
+                    c = total + p + extension(text, k)
                 e[1] = _lse(e[1], c)
                 if c > e[2]:
                     e[2], e[3] = c, (*frames, t)
@@ -136,4 +152,4 @@ def ctc_beam_search_aligned(
             nxt = dict(ranked[: cfg.beam])
         beams = nxt
     best, (_, _, _, frames) = max(beams.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]))
-    return list(best), list(frames)
+    return [ord(c) for c in best], list(frames)
