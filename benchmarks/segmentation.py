@@ -145,7 +145,7 @@ def measure(
     for index, page in enumerate(tqdm(pages, desc=f"{name} {segmenter}", leave=False)):
         t0 = time.perf_counter()
         gray = load_gray(page.image)
-        boxes, crops = page_lines(gray, pre.height, pre.max_width, segmenter)
+        boxes, crops, _ = page_lines(gray, pre.height, pre.max_width, segmenter)
         t1 = time.perf_counter()
         texts = [t for t, _ in predictor.recognize(crops)]
         row.page_s += time.perf_counter() - t0

@@ -16,7 +16,7 @@ import io
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -242,19 +242,26 @@ def ink_bbox(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, in
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def crop_to_ink(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> np.ndarray:
-    """Crop ``[H, W]`` to its ink plus a margin (a fraction of the ink height); with ``pad``, background (0)
-    makes up the margin where the image ends closer to the ink than that."""
+def crop_window(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> tuple[np.ndarray, int, int]:
+    """Crop ``[H, W]`` to its ink plus a margin (a fraction of the ink height) -> the crop and the columns
+    ``[c0, c1)`` of ``ink`` it spans. With ``pad``, background (0) makes up the margin where the image ends
+    closer to the ink than that (then ``c0 < 0`` or ``c1 > W``). No ink: ``ink`` itself, ``0, W``."""
+    h, w = ink.shape
     box = ink_bbox(ink)
     if box is None:
-        return ink
+        return ink, 0, w
     top, bottom, left, right = box
     m = max(1, round(margin * (bottom - top)))
-    h, w = ink.shape
-    out = ink[max(0, top - m) : min(h, bottom + m), max(0, left - m) : min(w, right + m)]
+    t, b, c0, c1 = top - m, bottom + m, left - m, right + m
+    out = ink[max(0, t) : min(h, b), max(0, c0) : min(w, c1)]
     if not pad:
-        return out
-    return np.pad(out, ((max(0, m - top), max(0, bottom + m - h)), (max(0, m - left), max(0, right + m - w))))
+        return out, max(0, c0), min(w, c1)
+    return np.pad(out, ((max(0, -t), max(0, b - h)), (max(0, -c0), max(0, c1 - w)))), c0, c1
+
+
+def crop_to_ink(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> np.ndarray:
+    """Crop ``[H, W]`` to its ink plus a margin: :func:`crop_window`'s crop."""
+    return crop_window(ink, margin, pad)[0]
 
 
 def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:
@@ -324,18 +331,27 @@ def normalize_core(ink: np.ndarray, min_share: float = CORE_MIN_SHARE) -> np.nda
 def prepare_line(
     gray: np.ndarray, height: int, max_width: int, normalized: bool = False, pad: bool = False
 ) -> np.ndarray:
+    """One line image -> model input: :func:`prepare_line_span`'s line."""
+    return prepare_line_span(gray, height, max_width, normalized, pad)[0]
+
+
+def prepare_line_span(
+    gray: np.ndarray, height: int, max_width: int, normalized: bool = False, pad: bool = False
+) -> tuple[np.ndarray, int, int]:
     """One line image -> model input: ink normalised (:func:`normalize_ink`), its noise floor dropped
     (:func:`drop_noise_floor`), cropped to the ink (with ``pad``, its margin made up with background where
-    the image is tighter: :func:`crop_to_ink`), its ascender and descender zones squeezed when its core is
+    the image is tighter: :func:`crop_window`), its ascender and descender zones squeezed when its core is
     small (:func:`normalize_core`) and resized to ``height``.
 
     Args:
         gray: uint8 ``[H, W]`` (any polarity), or float ``[H, W]`` already normalised when ``normalized``.
     Returns:
-        float32 ``[height, W']`` in ``[0, 1]``, ink bright, ``W' <= max_width``.
+        float32 ``[height, W']`` in ``[0, 1]``, ink bright, ``W' <= max_width``, and the columns ``[c0, c1)``
+        of ``gray`` its width spans (beyond ``[0, W)`` where ``pad`` added a margin).
     """
     ink = drop_noise_floor(gray if normalized else normalize_ink(gray))
-    return resize_to_height(normalize_core(crop_to_ink(ink, pad=pad)), height, max_width)
+    crop, c0, c1 = crop_window(ink, pad=pad)
+    return resize_to_height(normalize_core(crop), height, max_width), c0, c1
 
 
 def image_stats(gray: np.ndarray) -> dict[str, Any]:
@@ -477,30 +493,43 @@ def line_boxes(ink: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]
     return segment_lines(ink) if segmenter == "profile" else [ln.box for ln in find_lines(ink)]
 
 
-def page_lines(
-    gray: np.ndarray, height: int, max_width: int, segmenter: str = SEGMENTERS[0]
-) -> tuple[list[LineBox], list[np.ndarray]]:
+class PageLines(NamedTuple):
+    """The lines :func:`page_lines` reads, top to bottom."""
+
+    #: each line's ink, in the pixels of the input
+    boxes: list[LineBox]
+    #: each line prepared for the model: float32 ``[height, w_i]``
+    crops: list[np.ndarray]
+    #: the input's columns ``[x0, x1)`` each crop's width spans (its margin included), for word boxes
+    spans: list[tuple[float, float]]
+
+
+def page_lines(gray: np.ndarray, height: int, max_width: int, segmenter: str = SEGMENTERS[0]) -> PageLines:
     """A page or a line (uint8 ``[H, W]``, any polarity) -> its line boxes (:func:`line_boxes`), top to
-    bottom, in the pixels of ``gray``, and each line prepared for the model (float32 ``[height, w_i]``): what
-    the predictor reads. A page over :data:`WORK_PIXELS` is read reduced (:func:`reduce_factor`).
+    bottom, in the pixels of ``gray``, and each line prepared for the model: what the predictor reads. A page
+    over :data:`WORK_PIXELS` is read reduced (:func:`reduce_factor`).
 
     With ``paths`` each crop is the line's own ink, deskewed, neighbours' strokes masked out
     (:func:`line_ink`). The band of a lone line is tight around its ink: its crop gets the margin of
-    background that whole line images have in training (``pad``, :func:`crop_to_ink`); a page's lines are
+    background that whole line images have in training (``pad``, :func:`crop_window`); a page's lines are
     cut without one, as the page-cut training lines are (``synth_page_lines``)."""
     ink, factor = _page_ink(gray)
     if segmenter == "paths":
         lines = find_lines(ink)
-        lone = len(lines) == 1
-        crops = [prepare_line(line_ink(ink, ln), height, max_width, True, pad=lone) for ln in lines]
         boxes = [ln.box for ln in lines]
+        lone = len(lines) == 1
+        prepared = [prepare_line_span(line_ink(ink, ln), height, max_width, True, pad=lone) for ln in lines]
     else:
         boxes = line_boxes(ink, segmenter)
-        crops = [
-            prepare_line(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
+        prepared = [
+            prepare_line_span(ink[b.top : b.bottom, b.left : b.right], height, max_width, normalized=True)
             for b in boxes
         ]
-    return [b.scaled(factor, gray.shape) for b in boxes], crops
+    spans = [
+        (float((b.left + c0) * factor), float((b.left + c1) * factor))
+        for b, (_, c0, c1) in zip(boxes, prepared, strict=True)
+    ]
+    return PageLines([b.scaled(factor, gray.shape) for b in boxes], [p[0] for p in prepared], spans)
 
 
 def page_boxes(gray: np.ndarray, segmenter: str = SEGMENTERS[0]) -> list[LineBox]:

@@ -97,6 +97,16 @@ def test_word_boxes_follow_the_alignment() -> None:
     assert result.words[0].confidence == pytest.approx(np.sqrt(0.9 * 0.8))
 
 
+def test_word_boxes_map_through_the_span_of_a_padded_crop() -> None:
+    """The same alignment, the crop now spanning x 90..290 (a lone line's margin of 10 on the left)."""
+    ids = [5, 6, 4, 5]
+    spans = [(8, 12), (16, 20), (28, 32), (40, 44)]
+    line = LineBox(top=50, bottom=80, left=100, right=300)
+    decoded = Decoded(ids, [0.9, 0.8, 0.99, 0.5], spans)
+    result = PostProcessor(VOCAB)(decoded, line, crop_width=100, span=(90.0, 290.0))
+    assert [w.box for w in result.words] == [(100, 50, 142, 80), (158, 50, 190, 80)]
+
+
 def test_word_boxes_stay_in_the_line_box_and_in_order() -> None:
     rng = np.random.default_rng(3)
     line = LineBox(top=10, bottom=40, left=7, right=220)

@@ -95,7 +95,7 @@ def test_crops_hold_their_own_line_only() -> None:
 def test_page_lines_gives_one_crop_per_line() -> None:
     page = render_page(LINES, np.random.default_rng(3), hard_case("specks"))
     for segmenter in ("paths", "profile"):
-        boxes, crops = page_lines(page.image, height=32, max_width=1024, segmenter=segmenter)
+        boxes, crops, _ = page_lines(page.image, height=32, max_width=1024, segmenter=segmenter)
         assert len(boxes) == len(crops)
         assert all(c.shape[0] == 32 and c.dtype == np.float32 for c in crops)
     with pytest.raises(ValueError, match="unknown segmenter"):

@@ -81,17 +81,18 @@ def test_a_page_over_the_work_pixels_is_read_reduced_with_boxes_in_its_own_pixel
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = _page(["first line of text", "second line here", "third one"], size=(420, 190))
-    boxes, crops = page_lines(page, 32, 512)
+    boxes, crops, spans = page_lines(page, 32, 512)
     big = np.kron(page, np.ones((4, 4), np.uint8))  # the same page at 4 x the resolution
     monkeypatch.setattr("text_recognizer.images.WORK_PIXELS", page.size)
     assert reduce_factor(big.shape[1], big.shape[0]) == 4
-    big_boxes, big_crops = page_lines(big, 32, 512)
+    big_boxes, big_crops, big_spans = page_lines(big, 32, 512)
     assert [(b.top // 4, b.bottom // 4, b.left // 4, b.right // 4) for b in big_boxes] == [
         (b.top, b.bottom, b.left, b.right) for b in boxes
     ]
     assert all(b.bottom <= big.shape[0] and b.right <= big.shape[1] for b in big_boxes)
     assert [c.shape for c in big_crops] == [c.shape for c in crops]
     assert page_boxes(big) == big_boxes
+    assert big_spans == [(4 * x0, 4 * x1) for x0, x1 in spans]
 
 
 def test_reduce_factor_is_the_least_that_fits() -> None:
@@ -158,9 +159,10 @@ def test_crop_to_ink_pads_a_tight_crop_with_background() -> None:
 
 
 def test_a_lone_line_gets_a_margin_and_page_lines_do_not() -> None:
-    _, (lone,) = page_lines(_page(["one line alone"], size=(300, 60)), 32, 512)
+    (box,), (lone,), ((x0, x1),) = page_lines(_page(["one line alone"], size=(300, 60)), 32, 512)
+    assert x0 < box.left and x1 > box.right  # the crop's width spans the margin too
     assert lone[:, :2].max() < 0.05 and lone[:, -2:].max() < 0.05 and lone[:2].max() < 0.05
-    _, crops = page_lines(_page(["first line here", "second line here"]), 32, 512)
+    _, crops, _ = page_lines(_page(["first line here", "second line here"]), 32, 512)
     assert len(crops) == 2 and all(c[:, :2].max() > 0.2 or c[:2].max() > 0.2 for c in crops)
 
 

@@ -53,11 +53,13 @@ MIN_LINE_CONFIDENCE = 0.0
 
 @dataclass(frozen=True)
 class Page:
-    """A decoded image: grey ``[H, W]`` uint8, its line boxes and their prepared crops ``[height, w]``."""
+    """A decoded image: grey ``[H, W]`` uint8, its line boxes, their prepared crops ``[height, w]`` and the
+    columns ``[x0, x1)`` of ``gray`` each crop spans."""
 
     gray: np.ndarray
     boxes: list[LineBox]
     lines: list[np.ndarray]
+    spans: list[tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class PreProcessor:
 
     def __call__(self, image: ImageSource, name: str | None = None) -> Page:
         gray = load_gray(image, name=name)
-        boxes, crops = page_lines(gray, self.height, self.max_width)
-        return Page(gray, boxes, crops)
+        found = page_lines(gray, self.height, self.max_width)
+        return Page(gray, found.boxes, found.crops, found.spans)
 
 
 def line_box(box: LineBox) -> Box:
@@ -87,7 +89,8 @@ class PostProcessor:
     """A decoded line -> :class:`LineResult`: text, (calibrated) confidence, box and words.
 
     Word boxes map the CTC alignment's columns of the model input back to the input image: the crop spans
-    the line box's columns, resized to the crop's width (``x = left + column * box width / crop width``).
+    the input's columns ``[x0, x1)`` (``span``: the line box's, and a lone line's margin), resized to the
+    crop's width (``x = x0 + column * (x1 - x0) / crop width``), and are clipped to the line box.
     """
 
     vocab: Vocabulary
@@ -98,11 +101,18 @@ class PostProcessor:
         raw = line_confidence(list(probs))
         return self.calibration(raw) if self.calibration is not None and probs else raw
 
-    def __call__(self, decoded: Decoded, box: LineBox | None = None, crop_width: int = 0) -> LineResult:
+    def __call__(
+        self,
+        decoded: Decoded,
+        box: LineBox | None = None,
+        crop_width: int = 0,
+        span: tuple[float, float] | None = None,
+    ) -> LineResult:
         text = self.vocab.decode_line(decoded.ids)
         if box is None:
             box = LineBox(0, 0, 0, 0)
-        scale = (box.right - box.left) / crop_width if crop_width else 0.0
+        x0, x1 = span if span is not None else (box.left, box.right)
+        scale = (x1 - x0) / crop_width if crop_width else 0.0
         aligned = len(decoded.spans) == len(decoded.ids) and scale > 0
         # word = run of tokens that are not white space: (first token, end token)
         words: list[tuple[int, int]] = []
@@ -120,10 +130,10 @@ class PostProcessor:
         for a, b in words:
             wbox: Box | None = None
             if aligned:
-                x0 = box.left + int((decoded.spans[a][0] - pitch / 2) * scale)
-                x1 = box.left + int(np.ceil((decoded.spans[b - 1][1] + pitch / 2) * scale))
-                x0, x1 = max(box.left, min(x0, box.right - 1)), min(box.right, x1)
-                wbox = (x0, box.top, max(x1, x0 + 1), box.bottom)
+                left = int(x0 + (decoded.spans[a][0] - pitch / 2) * scale)
+                right = int(np.ceil(x0 + (decoded.spans[b - 1][1] + pitch / 2) * scale))
+                left, right = max(box.left, min(left, box.right - 1)), min(box.right, right)
+                wbox = (left, box.top, max(right, left + 1), box.bottom)
             word = self.vocab.decode(decoded.ids[a:b])
             out.append(WordResult(word, self.confidence(decoded.probs[a:b]), wbox))
         return LineResult(text, self.confidence(decoded.probs), line_box(box), out)
@@ -237,7 +247,10 @@ class Predictor:
         """Every line of ``page``, none left out."""
         post = self.postprocess
         decoded = self.reader(self.model, list(page.lines))
-        return [post(d, b, crop.shape[1]) for d, b, crop in zip(decoded, page.boxes, page.lines, strict=True)]
+        return [
+            post(d, b, crop.shape[1], span)
+            for d, b, crop, span in zip(decoded, page.boxes, page.lines, page.spans, strict=True)
+        ]
 
     def recognize(self, lines: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Prepared line images (float32 ``[height, w]``) -> (text, confidence) each, in input order."""
