@@ -259,11 +259,6 @@ def crop_window(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> tup
     return np.pad(out, ((max(0, -t), max(0, b - h)), (max(0, -c0), max(0, c1 - w)))), c0, c1
 
 
-def crop_to_ink(ink: np.ndarray, margin: float = 0.08, pad: bool = False) -> np.ndarray:
-    """Crop ``[H, W]`` to its ink plus a margin: :func:`crop_window`'s crop."""
-    return crop_window(ink, margin, pad)[0]
-
-
 def resize_to_height(ink: np.ndarray, height: int, max_width: int) -> np.ndarray:
     """Resize ``[h, w]`` to ``[height, w']`` keeping the aspect ratio, ``w'`` clipped to ``max_width``."""
     h, w = ink.shape
@@ -328,11 +323,9 @@ def normalize_core(ink: np.ndarray, min_share: float = CORE_MIN_SHARE) -> np.nda
     return np.concatenate(parts, axis=0).astype(np.float32)
 
 
-def prepare_line(
-    gray: np.ndarray, height: int, max_width: int, normalized: bool = False, pad: bool = False
-) -> np.ndarray:
+def prepare_line(gray: np.ndarray, height: int, max_width: int, normalized: bool = False) -> np.ndarray:
     """One line image -> model input: :func:`prepare_line_span`'s line."""
-    return prepare_line_span(gray, height, max_width, normalized, pad)[0]
+    return prepare_line_span(gray, height, max_width, normalized)[0]
 
 
 def prepare_line_span(

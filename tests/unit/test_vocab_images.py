@@ -15,7 +15,7 @@ from text_recognizer.images import (
     _block_means,
     _median_u8,
     core_rows,
-    crop_to_ink,
+    crop_window,
     load_gray,
     normalize_core,
     normalize_ink,
@@ -148,13 +148,14 @@ def test_normalize_core_leaves_ordinary_lines_and_blanks() -> None:
     assert core_rows(blank) is None and normalize_core(blank) is blank
 
 
-def test_crop_to_ink_pads_a_tight_crop_with_background() -> None:
+def test_crop_window_pads_a_tight_crop_with_background() -> None:
     ink = np.zeros((25, 60), np.float32)
     ink[:, 2:] = 1.0  # ink to the top, bottom and right edges, 2 columns of paper on the left
-    assert crop_to_ink(ink).shape == (25, 60)
-    out = crop_to_ink(ink, pad=True)
+    out, c0, c1 = crop_window(ink)
+    assert out.shape == (25, 60) and (c0, c1) == (0, 60)
+    out, c0, c1 = crop_window(ink, pad=True)
     m = round(0.08 * 25)
-    assert out.shape == (25 + 2 * m, 58 + 2 * m)
+    assert out.shape == (25 + 2 * m, 58 + 2 * m) and (c0, c1) == (2 - m, 60 + m)
     assert out[:m].max() == 0 and out[-m:].max() == 0 and out[:, :m].max() == 0 and out[:, -m:].max() == 0
 
 
