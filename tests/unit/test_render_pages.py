@@ -46,14 +46,17 @@ def test_boxes_are_tight_around_each_lines_ink(case: str) -> None:
             covered[top:bottom, left:right] = True
         # every ink pixel of the text is in some box; only dust and cut neighbour lines may lie outside
         outside = float((ink & ~covered).sum()) / float(ink.sum())
-        limit = 0.2 if case == "partial" else 0.03
+        # two neighbours cut to at most 0.4 of their height, each a whole corpus line beside four short ones
+        # (dust: specks per page area, so a sparse wide hand has more of it beside its ink)
+        limit = 0.3 if case == "partial" else 0.05 if case == "specks" else 0.03
         assert outside < limit, (case, seed, outside)
         tops = [b[0] for b in page.boxes]
         assert tops == sorted(tops)
 
 
 def test_rotated_boxes_follow_the_rotation() -> None:
-    tilted = replace(hard_case("skew"), page_rotation_deg=(5.0, 5.0))
+    # only the page turns: the lines' own tilt (the same draws in both) is off in both
+    tilted = replace(hard_case("skew"), page_rotation_deg=(5.0, 5.0), rotation_deg=(0.0, 0.0))
     flat = replace(hard_case("skew"), page_rotation_deg=(0.0, 0.0), rotation_deg=(0.0, 0.0))
     long_line = ["a long line of handwriting that runs right across the page"] * 3
     h_tilted = render_page(long_line, np.random.default_rng(0), tilted).boxes[0]

@@ -87,7 +87,7 @@ def test_clean_render_has_strokes_proportional_to_the_text() -> None:
         for img in (short, long):
             paper = float(np.median(img))
             strokes = img < paper - 0.3 * 255  # ink contrast is at least 0.4
-            assert 0.02 < strokes.mean() < 0.5, (seed, strokes.mean())
+            assert 0.01 < strokes.mean() < 0.5, (seed, strokes.mean())  # a thin pen's wide hand: ~1.5 %
             rows = np.flatnonzero(strokes.any(axis=1))
             assert rows[0] > 0 and rows[-1] < img.shape[0] - 1  # margins: nothing cut at the edges
         assert (long < np.median(long) - 76).sum() > 2.5 * (short < np.median(short) - 76).sum()

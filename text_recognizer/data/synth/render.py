@@ -48,6 +48,7 @@ class RenderConfig:
     word_slant_jitter: float = 0.06  # sd of a word's slant around the line's
     p_cursive_writer: float = 0.35  # chance that the writer is drawn from the fonts that join their letters
     # per-character shape: every instance of a letter is drawn a little differently
+    writer_width: Range = (0.85, 1.5)  # width scale of a writer's letters and their advance (log-uniform)
     glyph_scale_jitter: float = 0.07  # sd of the log width and height scale of each character
     glyph_shear_jitter: float = 0.1  # sd of each character's shear
     glyph_rotation_jitter_deg: float = 3.0  # sd of each character's rotation
@@ -129,6 +130,7 @@ class _Writer:
     pen_lift_rate: float
     retouch_rate: float
     width_variation: bool
+    width: float  # horizontal scale of every letter and its advance (wide or narrow hands)
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:
@@ -185,6 +187,7 @@ def _sample_writer(
         pen_lift_rate=_u(rng, cfg.pen_lift_rate),
         retouch_rate=_u(rng, cfg.retouch_rate),
         width_variation=bool(rng.random() < cfg.p_width_variation),
+        width=float(np.exp(_u(rng, (np.log(cfg.writer_width[0]), np.log(cfg.writer_width[1]))))),
     )
 
 
@@ -209,7 +212,7 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
         for _ in range(n)
     ]
     word_dy = rng.normal(0.0, cfg.word_baseline_jitter * xh, n)
-    gaps = w.word_gap * np.clip(rng.normal(1.0, cfg.word_gap_jitter, n), 0.4, 2.0)
+    gaps = w.word_gap * w.width * np.clip(rng.normal(1.0, cfg.word_gap_jitter, n), 0.4, 2.0)
     word_slant = w.slant + rng.normal(0.0, cfg.word_slant_jitter, n)
     n_chars = len(text)
     char_dy = rng.normal(0.0, cfg.char_baseline_jitter * xh, n_chars)
@@ -219,7 +222,7 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
     # per-character shape: log scales (x, y), shear and rotation of each instance
     shape = np.stack(
         [
-            rng.normal(0.0, cfg.glyph_scale_jitter, n_chars),
+            np.log(w.width) + rng.normal(0.0, cfg.glyph_scale_jitter, n_chars),
             rng.normal(0.0, cfg.glyph_scale_jitter, n_chars),
             rng.normal(0.0, cfg.glyph_shear_jitter, n_chars),
             np.deg2rad(rng.normal(0.0, cfg.glyph_rotation_jitter_deg, n_chars)),
@@ -241,9 +244,11 @@ def _write_line(text: str, w: _Writer, rng: np.random.Generator, cfg: RenderConf
             if g.mask.size:
                 mask, dl, dt = _vary_glyph(g.mask, shape[k])
                 gy = g.top + dt + word_dy[i] + char_dy[k]
-                placed.append((mask, x + g.left + dl, gy, k))
+                # _vary_glyph scales about the glyph's centre: move that centre out with the writer's width
+                gx = x + g.left + dl + (w.width - 1.0) * (g.left + g.mask.shape[1] / 2)
+                placed.append((mask, gx, gy, k))
                 top, bottom = min(top, gy), max(bottom, gy + mask.shape[0])
-            x += g.advance + w.tracking + char_dx[k]
+            x += g.advance * w.width + w.tracking + char_dx[k]
             k += 1
         spans.append((x0, x))
         x += gaps[i]
