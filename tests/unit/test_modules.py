@@ -47,6 +47,17 @@ def test_line_batches() -> None:
     assert all(isinstance(t, str) and t for t in texts)
 
 
+def test_train_offset_starts_the_stream_later() -> None:
+    """A run from other weights skips the samples they saw: offset 3 reads samples 3-5 of the stream."""
+
+    def texts(**kw: int) -> list[str]:
+        dm = TextDataModule(DataConfig(batch_size=3, num_workers=0, max_width=256, **kw))
+        return [t for _, _, batch in dm.train_dataloader() for t in batch]
+
+    whole, later = texts(train_size=6), texts(train_size=3, train_offset=3)
+    assert later == whole[3:] and later != whole[:3]
+
+
 def test_mixture_draws_from_each_source_by_weight(tmp_path: Path) -> None:
     folder = build_source(SourceSpec(name="folder", path=str(_folder(tmp_path))), "line", "train", 10, 0)
     synth = build_source(SourceSpec(name="synth"), "line", "train", 1000, 0)

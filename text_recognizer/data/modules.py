@@ -58,6 +58,10 @@ class DataConfig:
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
+    #: index of the training stream's first sample: epoch ``e`` reads from ``train_offset + e * train_size``.
+    #: A run started from another run's weights (``init_from``) with the same seed re-reads that run's
+    #: samples unless this skips them: set it past what the weights were trained on (steps x batch size)
+    train_offset: int = 0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
@@ -221,9 +225,9 @@ class TextDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader[Any]:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         n = self.cfg.train_size
-        # a virtual stream far longer than any run: epoch e reads indices [e*n, (e+1)*n)
+        # a virtual stream far longer than any run: epoch e reads indices [offset + e*n, offset + (e+1)*n)
         base = self._source("train", n * 10_000)
-        return self._loader(Shifted(base, epoch * n, n), shuffle=False)
+        return self._loader(Shifted(base, self.cfg.train_offset + epoch * n, n), shuffle=False)
 
     def val_dataloader(self) -> DataLoader[Any]:
         return self._loader(self._source("val", self.cfg.val_size), shuffle=False)

@@ -306,4 +306,10 @@ def train_from_config(
     config: Path | None, overrides: list[str] | None = None, resume: str | None = None
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    train(load_config(config, overrides), resume=resume)
+    cfg = load_config(config, overrides)
+    if cfg.init_from and not resume and cfg.data.train_offset == 0:
+        log.warning(
+            "init_from with data.train_offset=0: the run reads the training stream from its start, which a "
+            "run of the same seed trained these weights on; set data.train_offset past it (steps x batch)"
+        )
+    train(cfg, resume=resume)
