@@ -80,3 +80,19 @@ def test_missing_registry_version_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such registered model version") as e:
         resolve_checkpoint("no-such-model/3", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert "\n" not in str(e.value)
+
+
+def test_init_from_without_train_offset_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run from other weights that would re-read the stream's start is told; one with an offset is not."""
+    import text_recognizer.training.train as train_module
+
+    seen: list[int] = []
+    monkeypatch.setattr(train_module, "train", lambda cfg, resume=None: seen.append(cfg.data.train_offset))
+    config, weights = ROOT / "configs" / "line.yaml", "init_from=artifacts/line-default/weights.pt"
+    train_module.train_from_config(config, [weights])
+    assert "data.train_offset=0" in caplog.text
+    caplog.clear()
+    train_module.train_from_config(config, [weights, "data.train_offset=80000"])
+    assert seen == [0, 80000] and "train_offset" not in caplog.text
