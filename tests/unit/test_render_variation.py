@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 from render_helpers import camera_off
@@ -12,7 +13,7 @@ from text_recognizer.data.base import Sample
 from text_recognizer.data.folder import FolderSource, write_labels
 from text_recognizer.data.modules import SourceSpec, build_source
 from text_recognizer.data.synth.dataset import Restyled
-from text_recognizer.data.synth.fonts import glyph, list_fonts
+from text_recognizer.data.synth.fonts import glyph, list_fonts, skeleton
 from text_recognizer.data.synth.render import (
     RenderConfig,
     _join_letters,
@@ -40,10 +41,42 @@ def test_no_variation_keeps_the_glyph_and_variation_changes_its_shape() -> None:
     assert wide.shape[1] > mask.shape[1] * 1.1
 
 
+def _ink_box(mask: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(mask.max(1) > 64), np.flatnonzero(mask.max(0) > 64)
+    return int(rows[-1] - rows[0]), int(cols[-1] - cols[0])
+
+
+def _stroke_widths(mask: np.ndarray) -> np.ndarray:
+    """Stroke width at each pixel of the centre lines of uint8 ``[h, w]`` ink."""
+    ink = mask > 127
+    return 2 * cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 5)[skeleton(ink)]
+
+
 def test_a_fine_pen_thins_the_strokes_but_keeps_the_letter_size() -> None:
     normal, thin = _caveat_a(), _caveat_a(thin=4)
     assert (thin > 128).sum() < 0.8 * (normal > 128).sum()
-    assert abs(thin.shape[0] - normal.shape[0]) <= 3 and abs(thin.shape[1] - normal.shape[1]) <= 3
+    (h0, w0), (h1, w1) = _ink_box(normal), _ink_box(thin)
+    assert abs(h1 - h0) <= 3 and abs(w1 - w0) <= 3
+
+
+def test_a_fine_pen_draws_thick_and_hairline_strokes_one_width() -> None:
+    path = next(f.path for f in list_fonts() if f.family == "great-vibes")  # a pointed-pen script
+    own, pen = _stroke_widths(glyph(path, 90, "a").mask), _stroke_widths(glyph(path, 90, "a", 3).mask)
+    assert np.percentile(own, 90) > 1.5 * np.percentile(own, 10)
+    assert np.percentile(pen, 90) <= 1.2 * np.percentile(pen, 10)
+    assert np.median(pen) < np.median(own)
+
+
+def test_the_skeleton_is_one_pixel_wide_and_keeps_the_strokes_connected() -> None:
+    ring = np.zeros((40, 40), np.uint8)
+    cv2.circle(ring, (20, 20), 12, 1, thickness=5)
+    centre = skeleton(ring.astype(bool))
+    assert centre.sum() < 0.3 * ring.sum()
+    assert (centre & ~ring.astype(bool)).sum() == 0
+    n_parts, _ = cv2.connectedComponents(centre.astype(np.uint8))
+    assert n_parts - 1 == 1  # one ring, not broken
+    holes, _ = cv2.connectedComponents((~centre).astype(np.uint8), connectivity=4)
+    assert holes - 1 == 2  # the inside and the outside: the ring is still closed
 
 
 def test_joining_draws_a_stroke_between_two_letters() -> None:

@@ -57,7 +57,8 @@ class RenderConfig:
     pen_lift_rate: Range = (0.0, 0.04)  # gaps cut into strokes, per character
     retouch_rate: Range = (0.0, 0.03)  # characters gone over twice, slightly offset, per character
     # hand
-    # chance of a fine, even pen (an ordinary ballpoint): strokes thinned to thin_stroke
+    # chance of a fine, even pen (an ordinary ballpoint): letters redrawn along their centre lines,
+    # thin_stroke wide (fonts.glyph)
     p_thin_pen: float = 0.35
     thin_stroke: Range = (0.07, 0.12)  # its stroke width in x-heights
     p_thicker: float = 0.25  # chance of a broader pen (strokes dilated)
@@ -125,7 +126,7 @@ class _Writer:
     tracking: float  # pixels
     word_gap: float  # pixels
     pen: int  # stroke change: 0 none, 2 or 3 dilate with a k x k square, -2 erode with 2 x 2
-    thin: int  # erosion steps of a fine pen at the glyphs' supersampled size (0: the font's own strokes)
+    thin: int  # width of a fine pen in pixels at the glyphs' supersampled size (0: the font's own strokes)
     join_rate: float  # share of adjacent lowercase letters joined by a drawn stroke
     pen_lift_rate: float
     retouch_rate: float
@@ -166,9 +167,7 @@ def _sample_writer(
     size = _quantise(xh / font.x_height, cfg.font_size_step)
     roll, pen, thin = rng.random(), 0, 0
     if roll < cfg.p_thin_pen:
-        # erosion steps (2/3 px of stroke width each) from the font's stroke down to the fine pen's
-        excess = (font.stroke - _u(rng, cfg.thin_stroke)) * xh
-        thin = max(0, round(excess * THIN_SUPERSAMPLE / 2))
+        thin = max(1, round(_u(rng, cfg.thin_stroke) * xh * THIN_SUPERSAMPLE))
     elif roll < cfg.p_thin_pen + cfg.p_thicker:
         pen = 3 if xh > 15 and rng.random() < 0.5 else 2
     elif roll < cfg.p_thin_pen + cfg.p_thicker + cfg.p_thinner and size >= 40:
