@@ -12,6 +12,7 @@ The raw results go to .cache/bench/results.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -76,9 +77,19 @@ class DataSet:
     real: bool
 
 
+def renderer_fingerprint() -> str:
+    """Hash of the synthetic data engine's code (``text_recognizer/data/synth``): a changed renderer draws
+    other images for the same seed, so the cached test sets are keyed by it."""
+    digest = hashlib.sha256()
+    for f in sorted((REPO / "text_recognizer" / "data" / "synth").glob("*.py")):
+        digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def synth_set(kind: str, count: int, seed: int) -> DataSet:
-    """The synthetic test split, rendered once into .cache/bench/data (reused while it is there)."""
-    path = CACHE / "data" / f"synth-{kind}-test-n{count}-seed{seed}"
+    """The synthetic test split, rendered once per renderer version into .cache/bench/data (reused while the
+    renderer's code is unchanged: :func:`renderer_fingerprint`)."""
+    path = CACHE / "data" / f"synth-{kind}-test-n{count}-seed{seed}-{renderer_fingerprint()}"
     if not (path / "labels.jsonl").exists():
         cmd = [sys.executable, "-m", "text_recognizer.cli", "synth", "--kind", kind, "--split", "test"]
         subprocess.run([*cmd, "--count", str(count), "--seed", str(seed), "--out", str(path)], check=True)
