@@ -21,6 +21,7 @@ from text_recognizer.data.synth.render import (
     render_line,
     restyle_line,
 )
+from text_recognizer.images import ink_bbox
 
 
 def _caveat_a(size: int = 60, thin: int = 0) -> np.ndarray:
@@ -42,8 +43,10 @@ def test_no_variation_keeps_the_glyph_and_variation_changes_its_shape() -> None:
 
 
 def _ink_box(mask: np.ndarray) -> tuple[int, int]:
-    rows, cols = np.flatnonzero(mask.max(1) > 64), np.flatnonzero(mask.max(0) > 64)
-    return int(rows[-1] - rows[0]), int(cols[-1] - cols[0])
+    box = ink_bbox(mask, threshold=64)
+    assert box is not None
+    top, bottom, left, right = box
+    return bottom - top, right - left
 
 
 def _stroke_widths(mask: np.ndarray) -> np.ndarray:

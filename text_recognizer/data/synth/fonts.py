@@ -12,6 +12,7 @@ import numpy as np
 from PIL import ImageFont
 
 from text_recognizer.data.synth.assets import LICENSES_FILE, MIN_FAMILIES, FontRecord, MissingAssetsError
+from text_recognizer.images import ink_bbox
 from text_recognizer.paths import fonts_dir
 
 #: Handwriting that no training run may see: the writers of ``benchmarks.personalise`` (a new user the shipped
@@ -181,8 +182,9 @@ def glyph(path: Path, size: int, char: str, thin: int = 0) -> Glyph:
     small = cv2.resize(m2, (w, h), interpolation=cv2.INTER_AREA)
     # INTER_AREA averages coverage; thin strokes come out grey, so restore their darkness
     small = np.clip(small.astype(np.float32) * 1.6, 0, 255).astype(np.uint8)
-    rows, cols = np.flatnonzero(small.max(axis=1)), np.flatnonzero(small.max(axis=0))
-    if not rows.size:
+    box = ink_bbox(small, threshold=0)
+    if box is None:
         return Glyph(np.zeros((0, 0), np.uint8), 0, 0, advance)
-    small = small[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # the pad's blank margin off
-    return Glyph(small, (left0 - ox) // s + int(cols[0]), (top0 - oy) // s + int(rows[0]), advance)
+    top, bottom, left, right = box
+    small = small[top:bottom, left:right]  # the pad's blank margin off
+    return Glyph(small, (left0 - ox) // s + left, (top0 - oy) // s + top, advance)
