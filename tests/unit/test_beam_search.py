@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from text_recognizer.inference.char_lm import CharNgramLM
 
 BLANK = 0
 CHARS = ["\x00", "a", "b", "c"]
-PLAIN = BeamConfig(alpha=0.0, beta=0.0, beam=64, prune=-1e9, max_candidates=4)
+PLAIN = BeamConfig(alpha=0.0, beta=0.0, beam=64, prune=-1e9, max_candidates=4, beam_threshold=1e9)
 
 
 def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
@@ -111,3 +112,26 @@ def test_frame_candidates_are_each_frames_own_selection(prune: float) -> None:
         expected = idx.tolist() or [int(row.argmax())]
         assert cand == expected
         assert cand_p == [float(row[k]) for k in expected]
+
+
+def test_the_beam_threshold_drops_prefixes_far_behind_the_best() -> None:
+    """Threshold 0 keeps only the best prefix at each frame (the same search as a beam of one), whatever the
+    beam's width; that cut changes some answers of the exhaustive search. On sure frames (the common case)
+    a threshold of 8 nats changes nothing."""
+    changed = 0
+    for seed in range(12):
+        log_probs = log_softmax(np.random.default_rng(seed).normal(0, 1.5, (6, 4)))
+        zero = replace(PLAIN, beam_threshold=0.0)
+        one = replace(PLAIN, beam=1)
+        assert ctc_beam_search(log_probs, CHARS, BLANK, None, zero) == ctc_beam_search(
+            log_probs, CHARS, BLANK, None, one
+        )
+        changed += ctc_beam_search(log_probs, CHARS, BLANK, None, zero) != ctc_beam_search(
+            log_probs, CHARS, BLANK, None, PLAIN
+        )
+        sure = _frames(*np.random.default_rng(seed).integers(0, 4, 12).tolist(), p=0.9)
+        default = replace(PLAIN, beam_threshold=BeamConfig().beam_threshold)
+        assert ctc_beam_search(sure, CHARS, BLANK, None, default) == ctc_beam_search(
+            sure, CHARS, BLANK, None, PLAIN
+        )
+    assert changed > 0
