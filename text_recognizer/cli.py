@@ -134,6 +134,20 @@ def promote(
 
 
 @app.command()
+def average(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Two or more checkpoints of one model.")],
+    out: Annotated[Path, typer.Option(help="Where to write the averaged checkpoint.")],
+) -> None:
+    """Average checkpoints of one model parameter by parameter (a model soup); stage the result."""
+    from text_recognizer.training.average import AverageError, average_checkpoints
+
+    try:
+        print(f"averaged {len(checkpoints)} checkpoints -> {average_checkpoints(checkpoints, out)}")
+    except AverageError as e:
+        raise typer.BadParameter(str(e)) from e
+
+
+@app.command()
 def stage(
     source: Annotated[
         str, typer.Argument(help="A checkpoint path, or a registered model as NAME@ALIAS or NAME/VERSION.")
