@@ -31,7 +31,7 @@ def test_the_average_is_the_mean_of_each_parameter(tmp_path: Path) -> None:
 def test_different_models_are_refused(tmp_path: Path) -> None:
     a = _ckpt(tmp_path / "a.ckpt", torch.zeros(2), 1)
     b = _ckpt(tmp_path / "b.ckpt", torch.zeros(3), 1)
-    with pytest.raises(AverageError, match="model.w is"):
+    with pytest.raises(AverageError, match=r"model\.w is"):
         average_checkpoints([a, b], tmp_path / "avg.ckpt")
     with pytest.raises(AverageError, match="at least two"):
         average_checkpoints([a], tmp_path / "avg.ckpt")
