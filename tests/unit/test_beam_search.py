@@ -132,3 +132,14 @@ def test_the_beam_threshold_drops_prefixes_far_behind_the_best() -> None:
             sure, CHARS, BLANK, None, PLAIN
         )
     assert changed > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_frames_of_blank_alone_keep_the_most_probable_labelling(seed: int) -> None:
+    """Sure blank frames (the only candidate above ``prune``) between unsure ones: the shortcut for them
+    and the bound that skips extensions give the exhaustive search's answer."""
+    rng = np.random.default_rng(seed)
+    log_probs = log_softmax(rng.normal(0, 2, (7, 4)))
+    log_probs[1::2] = np.log([0.9997, 0.0001, 0.0001, 0.0001])
+    cfg = replace(PLAIN, prune=-5.0, beam=16, beam_threshold=8.0)
+    assert tuple(ctc_beam_search(log_probs, CHARS, BLANK, None, cfg)) == _exhaustive(log_probs)

@@ -52,3 +52,21 @@ def test_save_and_load_give_the_same_scores(tmp_path: Path) -> None:
 def test_bad_order_is_refused() -> None:
     with pytest.raises(ValueError, match="order"):
         CharNgramLM.build(TEXTS, order=9)
+
+
+def test_a_context_shorter_than_the_order_counts_whole() -> None:
+    # after "ab" only "c" was read, after "xb" only "d": the first character of a short context decides
+    lm = CharNgramLM.build(["abc"] * 5 + ["xbd"] * 5, order=4, min_count=1)
+    assert lm.score("ab", "c") > lm.score("xb", "c") + 1.0
+    assert lm.score("xb", "d") > lm.score("ab", "d") + 1.0
+
+
+@pytest.mark.parametrize("context", ["", " ", "the", "the un", "sat on the ", "q\n\x00z"])
+def test_states_score_as_their_contexts(context: str) -> None:
+    lm = CharNgramLM.build(TEXTS, order=5, min_count=2)
+    state = 0
+    for ch in context:
+        state = lm.advance(state, ord(ch))
+    assert state == lm.state(context)
+    for ch in "aeiou ,.\x00\n":
+        assert lm.score_state(state, ord(ch)) == lm.score(context, ch)

@@ -116,19 +116,33 @@ def ctc_beam_search_aligned(
     # computed again at each look-up) -> [log P ending in blank, log P ending in a character,
     #                                    log P of the best contribution this frame, its emission frames]
     beams: dict[str, list[Any]] = {"": [0.0, NEG_INF, NEG_INF, ()]}
-    texts: dict[str, str] = {"": START}
-
-    def extension(text: str, k: int) -> float:
-        # the language model keeps its scores (:meth:`CharNgramLM.score`); a cache of this line's own
-        # answered a fifth of the calls and cost more than it saved
-        return cfg.beta + (cfg.alpha * lm.score(text, chars[k]) if lm is not None else 0.0)
+    # the language model's context state after each prefix (:meth:`CharNgramLM.advance`)
+    states: dict[str, int] = {"": lm.state(START) if lm is not None else 0}
+    codes = [ord(c) if len(c) == 1 else 0 for c in chars]
+    alpha, beta, thr = cfg.alpha, cfg.beta, cfg.beam_threshold
+    # an extension adds at most ``bonus`` to its prefix's log probability (the language model's is at most
+    # 0): one whose bound is more than ``thr`` below the best contribution so far this frame would be cut at
+    # the end of the frame, so it is not computed (the outcome is that of computing it, but for sums of
+    # several such contributions to one prefix)
+    bonus = max(beta, 0.0) if lm is None or alpha >= 0 else math.inf
+    order = [""]  # the beams, most probable first
 
     for t, (cand, cand_p) in enumerate(_frame_candidates(log_probs, cfg)):
+        if len(cand) == 1 and cand[0] == blank:
+            # only the blank: every beam now ends in a blank, and their order does not change
+            p = cand_p[0]
+            beams = {k: [_lse(v[0], v[1]) + p, NEG_INF, NEG_INF, v[3]] for k in order for v in (beams[k],)}
+            continue
         nxt: dict[str, list[Any]] = {}
-        for prefix, (pb, pnb, _, frames) in beams.items():
+        top_p = max(cand_p)
+        best = NEG_INF
+        for prefix in order:
+            pb, pnb, _, frames = beams[prefix]
             total = _lse(pb, pnb)
+            if total + top_p + bonus < best - thr:
+                break  # so would every beam after this one
             last = ord(prefix[-1]) if prefix else -1
-            text = texts[prefix]
+            state = states[prefix]
             for k, p in zip(cand, cand_p, strict=True):
                 if k == blank:
                     e = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
@@ -136,32 +150,38 @@ def ctc_beam_search_aligned(
                     e[0] = _lse(e[0], c)
                     if c > e[2]:
                         e[2], e[3] = c, frames
+                    if c > best:
+                        best = c
                     continue
-                new = prefix + chr(k)
-                if new not in texts:
-                    texts[new] = text + chars[k]
-                e = nxt.setdefault(new, [NEG_INF, NEG_INF, NEG_INF, ()])
                 if k == last:
                     # a repeat only counts as a new character after a blank; else it extends the last one
-                    c = pb + p + extension(text, k)
                     same = nxt.setdefault(prefix, [NEG_INF, NEG_INF, NEG_INF, frames])
                     s = pnb + p
                     same[1] = _lse(same[1], s)
                     if s > same[2]:
                         same[2], same[3] = s, frames
+                    if s > best:
+                        best = s
+                    c = pb + p
                 else:
-                    c = total + p + extension(text, k)
+                    c = total + p
+                if c + bonus < best - thr:
+                    continue
+                if lm is not None:
+                    c += beta + alpha * lm.score_state(state, codes[k])
+                else:
+                    c += beta
+                new = prefix + chr(k)
+                if new not in states:
+                    states[new] = lm.advance(state, codes[k]) if lm is not None else 0
+                e = nxt.setdefault(new, [NEG_INF, NEG_INF, NEG_INF, ()])
                 e[1] = _lse(e[1], c)
                 if c > e[2]:
                     e[2], e[3] = c, (*frames, t)
-        if len(nxt) > 1:
-            scored = [(_lse(v[0], v[1]), k) for k, v in nxt.items()]
-            floor = max(scored)[0] - cfg.beam_threshold
-            kept = [kv for kv in scored if kv[0] >= floor]
-            if len(kept) > cfg.beam:
-                kept = sorted(kept, reverse=True)[: cfg.beam]
-            if len(kept) < len(nxt):
-                nxt = {k: nxt[k] for _, k in kept}
+                if c > best:
+                    best = c
+        scored = sorted(((_lse(v[0], v[1]), k) for k, v in nxt.items()), reverse=True)
+        floor = scored[0][0] - thr
+        order = [k for s, k in scored[: cfg.beam] if s >= floor]
         beams = nxt
-    best, (_, _, _, frames) = max(beams.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]))
-    return [ord(c) for c in best], list(frames)
+    return [ord(c) for c in order[0]], list(beams[order[0]][3])

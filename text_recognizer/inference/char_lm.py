@@ -58,37 +58,54 @@ class CharNgramLM:
     #: log probability of a character never seen at all
     unk_logp: float = -20.0
 
-    #: scores already computed, by (the context's last ``order - 1`` characters, character): the beams of a
-    #: line, and the lines of a page, ask for the same few thousand again and again
-    _memo: dict[tuple[str, str], float] = field(default_factory=dict, repr=False, compare=False)
+    #: scores already computed, by the code of (context state, character): the beams of a line, and the
+    #: lines of a page, ask for the same few thousand again and again
+    _memo: dict[int, float] = field(default_factory=dict, repr=False, compare=False)
 
-    def score(self, context: str, char: str) -> float:
-        """Natural-log probability of ``char`` after ``context`` (its last ``order - 1`` characters count)."""
-        key = (context[len(context) - self.order + 1 :], char)
+    # A context *state* is the code of the last ``order - 1`` characters (7 bits each, the first one highest;
+    # 0: no context). Every character is at least 32, so a state's length is its bit length over 7, rounded
+    # up. The beam search carries one state per prefix and advances it by one character at a time.
+
+    def state(self, context: str) -> int:
+        """The state after ``context`` (its last ``order - 1`` characters count; others become spaces)."""
+        s = 0
+        for ch in context[max(0, len(context) - self.order + 1) :]:
+            s = self.advance(s, ord(ch))
+        return s
+
+    def advance(self, state: int, code: int) -> int:
+        """The state after one more character (``code``: its code point; outside printable ASCII: a space)."""
+        if not FIRST <= code <= LAST:
+            code = 32
+        return ((state << BITS) | code) & ((1 << (BITS * (self.order - 1))) - 1)
+
+    def score_state(self, state: int, code: int) -> float:
+        """Natural-log probability of the character ``code`` (code point) after the context ``state``."""
+        if not FIRST <= code <= LAST:
+            return self.unk_logp
+        key = (state << BITS) | code
         v = self._memo.get(key)
         if v is None:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
-            v = self._memo[key] = self._score(key[0], char)
+            v = self._memo[key] = self._backoff_score(state, code)
         return v
 
-    def _score(self, context: str, char: str) -> float:
-        c = ord(char) if len(char) == 1 else 0
-        if not FIRST <= c <= LAST:
-            return self.unk_logp
-        ctx = [ord(x) if FIRST <= ord(x) <= LAST else 32 for x in context[len(context) - self.order + 1 :]]
+    def score(self, context: str, char: str) -> float:
+        """Natural-log probability of ``char`` after ``context`` (its last ``order - 1`` characters count)."""
+        return self.score_state(self.state(context), ord(char) if len(char) == 1 else 0)
+
+    def _backoff_score(self, ctx: int, code: int) -> float:
         total = 0.0
         while True:
-            code = 0
-            for x in ctx:
-                code = (code << BITS) | x
-            v = self.logp.get((code << BITS) | c)
+            v = self.logp.get((ctx << BITS) | code)
             if v is not None:
                 return total + v
             if not ctx:
                 return total + self.unk_logp
-            total += self.backoff.get(code, 0.0)
-            ctx = ctx[1:]
+            total += self.backoff.get(ctx, 0.0)
+            n = (ctx.bit_length() + BITS - 1) // BITS  # characters in the context: drop the first one
+            ctx &= (1 << (BITS * (n - 1))) - 1
 
     def line_logp(self, text: str) -> float:
         """Log probability of a whole line (each character given the ones before it and :data:`START`)."""
