@@ -26,10 +26,9 @@ class BeamConfig:
 
     alpha: float = 0.5
     beta: float = 1.0
-    #: 32 with ``beam_threshold`` 8 (on 400 synthetic validation lines, line-default-20261207125839): CER
-    #: 0.0292 at beam 8 -> 0.0275, the same as beam 32 without a threshold (0.0275) at a third of its time;
-    #: 30 synthetic validation paragraphs 0.0913 -> 0.0898. A real paragraph reads in 185 ms against 124 ms at
-    #: beam 8 (beam 16, threshold 6: 137 ms, two thirds of the gain). Beam 64 took twice as long again
+    #: 32 (with ``beam_threshold`` 8, on 400 synthetic validation lines, line-default-20261207125839): CER
+    #: 0.0292 at beam 8 -> 0.0275, that of beam 32 without a threshold at a third of its time; 30 synthetic
+    #: validation paragraphs 0.0913 -> 0.0898. Beam 64 took twice as long again
     beam: int = 32
     #: characters whose frame log probability is below this are not tried at that frame (-5: on 400
     #: synthetic validation lines the same CER as -7, 0.065, with a fifth fewer candidates tried; -4 is
@@ -41,8 +40,11 @@ class BeamConfig:
     #: probabilities) keep the greedy reading: specks cut out as lines, where a language model invents words
     min_confidence: float = 0.5
     #: prefixes whose log probability is more than this below the best one's are dropped at each frame
-    #: (before the ``beam`` cut): most frames are sure, and the beam's tail there costs time, not errors
-    beam_threshold: float = 8.0
+    #: (before the ``beam`` cut): most frames are sure, and the beam's tail there costs time, not errors.
+    #: 6 rather than 8 (line-default-20261207154240, fixed context states): validation lines 0.0260 ->
+    #: 0.0261, validation paragraphs 0.0867 -> 0.0871, the real pages the same, and their lines read in
+    #: about two thirds of the time (real lines are less sure: more prefixes stay within 8 nats)
+    beam_threshold: float = 6.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
