@@ -976,15 +976,20 @@ def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
     """Mean of ``[H, W]`` over the ``k x k`` square centred on each pixel (edges padded), by running sums
     (float64)."""
     r = k // 2
-    padded = np.pad(a, r, mode="edge")
-    c = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))  # a row and a column of 0 before the sums
-    c[1:, 1:] = padded
+    h, w = a.shape
+    # the edge-padded image (as np.pad's "edge" mode, without its cost on small images) after a row and a
+    # column of 0 for the sums
+    c = np.zeros((h + 2 * r + 1, w + 2 * r + 1))
+    c[1 + r : 1 + r + h, 1 + r : 1 + r + w] = a
+    c[1 : 1 + r, 1 + r : 1 + r + w] = a[0]
+    c[1 + r + h :, 1 + r : 1 + r + w] = a[-1]
+    c[1:, 1 : 1 + r] = c[1:, 1 + r : 2 + r]
+    c[1:, 1 + r + w :] = c[1:, r + w : 1 + r + w]
     # the running sums down the columns: each row added to the one above (the sums of cumsum(axis=0),
     # which walks one column at a time: half the cost on a line, a quarter on a page)
     for i in range(1, c.shape[0]):
         c[i] += c[i - 1]
     np.cumsum(c[1:, 1:], axis=1, out=c[1:, 1:])
-    h, w = a.shape
     total = c[k : k + h, k : k + w] - c[:h, k : k + w]
     total -= c[k : k + h, :w]
     total += c[:h, :w]

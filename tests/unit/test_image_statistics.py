@@ -31,3 +31,16 @@ def test_shear_scores_are_each_slopes_own_histogram() -> None:
         counts = np.bincount(np.rint(ys - s * xc).astype(np.int64) + pad)
         expected.append(int((counts * counts).sum()))
     assert _shear_scores(ys, xc, slopes, pad).tolist() == expected
+
+
+@pytest.mark.parametrize("k", [1, 3, 9, 15])
+def test_box_mean_pads_its_edges_as_numpy_does(k: int) -> None:
+    from text_recognizer.images import _box_mean
+
+    a = np.random.default_rng(k).random((23, 41)).astype(np.float32)
+    r = k // 2
+    padded = np.pad(a, r, mode="edge").astype(np.float64)
+    expected = np.array(
+        [[padded[i : i + k, j : j + k].sum() for j in range(a.shape[1])] for i in range(a.shape[0])]
+    ) / (k * k)
+    np.testing.assert_allclose(_box_mean(a, k), expected.astype(np.float32), rtol=1e-6, atol=1e-7)
