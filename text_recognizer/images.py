@@ -445,7 +445,7 @@ def segment_lines(ink: np.ndarray, min_height: int = 4) -> list[LineBox]:
     rows = np.flatnonzero(profile > 0)
     first, last = int(rows[0]), int(rows[-1]) + 1
     smooth = _smooth(profile, max(3, h // 150))
-    body = smooth > 0.25 * float(np.percentile(smooth[first:last], 90))
+    body = smooth > 0.25 * _percentile(smooth[first:last], 90)
     found = _runs(body)
     if len(found) > 4 * MAX_LINES:  # slivers merge below, but not this many: refuse before looping
         raise ImageError(f"image has about {len(found)} text lines; at most {MAX_LINES} are read")
@@ -651,12 +651,14 @@ def estimate_skew(mask: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None
 def _shear_scores(ys: np.ndarray, xc: np.ndarray, slopes: np.ndarray, pad: int) -> np.ndarray:
     """How sharp the row profile of ink at rows ``ys`` and centred columns ``xc`` (``[N]`` each) is when
     sheared by each of ``slopes`` ``[T]`` (rows per column): the sum of squares of its row counts, int64
-    ``[T]``. Eight slopes at a time in one histogram (each its own range of ``n`` rows; all 41 of the coarse
-    search at once made temporaries too large for the cache: 6.6 -> 2.3 ms on a real page's 19,000 ink
-    pixels, the same sums); ``pad`` keeps rows above 0."""
+    ``[T]``. Slopes share one histogram (each its own range of ``n`` rows) in groups of about 260,000
+    sheared pixels: all 41 of the coarse search at once made temporaries too large for the cache on a page
+    (6.6 -> 2.3 ms on a real page's 19,000 ink pixels, the same sums), one group each cost more calls on a
+    line; ``pad`` keeps rows above 0."""
     out = []
-    for i in range(0, len(slopes), 8):
-        part = slopes[i : i + 8]
+    group = max(8, 2**18 // max(1, len(ys)))
+    for i in range(0, len(slopes), group):
+        part = slopes[i : i + group]
         rows = np.rint(ys - part[:, None] * xc).astype(np.int64) + pad
         n = int(rows.max()) + 1
         rows += np.arange(len(part))[:, None] * n
@@ -709,7 +711,7 @@ def _bodies(profile: np.ndarray) -> tuple[list[list[int]], float]:
     thin gaps closed and slivers folded into a neighbour (:func:`_merge_runs`). Returns the runs
     ``[start, end)`` and the typical run height."""
     rows = np.flatnonzero(profile > 0)
-    body = profile > 0.25 * float(np.percentile(profile[rows[0] : rows[-1] + 1], 90))
+    body = profile > 0.25 * _percentile(profile[rows[0] : rows[-1] + 1], 90)
     found = _runs(body)
     if len(found) > 4 * MAX_LINES:
         raise ImageError(f"image has about {len(found)} text lines; at most {MAX_LINES} are read")
@@ -768,7 +770,7 @@ def _centres(profile: np.ndarray, pitch: float) -> list[int]:
     h = profile.shape[0]
     smooth = _smooth(profile, max(3, int(pitch / 3)))
     rows = np.flatnonzero(smooth > 0)
-    level = float(np.percentile(smooth[rows[0] : rows[-1] + 1], 90))
+    level = _percentile(smooth[rows[0] : rows[-1] + 1], 90)
     peak = (smooth >= np.roll(smooth, 1)) & (smooth >= np.roll(smooth, -1)) & (smooth > 0.08 * level)
     candidates = np.flatnonzero(peak)
     edge = (candidates < rows[0] + pitch) | (candidates > rows[-1] - pitch)
@@ -806,7 +808,7 @@ def _split_tall(
     heights = np.array([b - a for a, b in bodies], dtype=np.float32)
     if len(bodies) >= 3:
         med = float(np.median(heights))
-        normal = heights <= TALL_BODY * float(np.percentile(heights, 25))
+        normal = heights <= TALL_BODY * _percentile(heights, 25)
         mids = np.array([(a + b) / 2 for a, b in bodies], dtype=np.float32)
         pairs = normal[1:] & normal[:-1]
         spacing = float(np.median(np.diff(mids)[pairs])) if pairs.sum() >= 2 else 0.0
