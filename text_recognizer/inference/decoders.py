@@ -96,7 +96,7 @@ def char_spans(
         each token's best probability over the frames of its run (from its start, while it stays the most
         probable) and its columns ``[start * stride, (end + 1) * stride)``, ``end`` the last frame of the run.
     """
-    best = probs.argmax(axis=-1)
+    best = probs.argmax(axis=-1).tolist()  # read one frame at a time: a list, not numpy scalars
     out_p: list[float] = []
     spans: list[tuple[int, int]] = []
     limit = probs.shape[0]
@@ -105,7 +105,8 @@ def char_spans(
         end = t0
         while end + 1 < stop and best[end + 1] == k:
             end += 1
-        out_p.append(float(probs[t0 : end + 1, k].max()))
+        # most runs are one frame long: its value, without a reduction over a slice
+        out_p.append(float(probs[t0, k] if end == t0 else probs[t0 : end + 1, k].max()))
         spans.append((t0 * stride, (end + 1) * stride))
     return out_p, spans
 
