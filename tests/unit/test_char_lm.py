@@ -70,3 +70,31 @@ def test_states_score_as_their_contexts(context: str) -> None:
     assert state == lm.state(context)
     for ch in "aeiou ,.\x00\n":
         assert lm.score_state(state, ord(ch)) == lm.score(context, ch)
+
+
+def test_grouped_tables_answer_as_plain_dicts_of_the_ngrams() -> None:
+    """The n-grams grouped by context (:class:`NgramTables`) give the scores of the ARPA look-up over plain
+    dicts of the same n-grams and backoff weights."""
+    lm = CharNgramLM.build(TEXTS, order=5, min_count=2)
+    keys, values, bkeys, bvalues = lm.tables.arrays()
+    logp = dict(zip(keys.tolist(), values.tolist(), strict=True))
+    backoff = dict(zip(bkeys.tolist(), bvalues.tolist(), strict=True))
+
+    def reference(context: str, char: str) -> float:
+        ctx = [ord(c) for c in (" " + context)[-(lm.order - 1) :]]
+        total = 0.0
+        while True:
+            code = 0
+            for x in ctx:
+                code = (code << 7) | x
+            v = logp.get((code << 7) | ord(char))
+            if v is not None:
+                return total + v
+            if not ctx:
+                return total + lm.unk_logp
+            total += backoff.get(code, 0.0)
+            ctx = ctx[1:]
+
+    for context in ["the un", "zzqx", "sat on the ", "perfect", "q", "1999"]:
+        for char in "aeiou nt,.9Z":
+            assert lm.score(" " + context, char) == pytest.approx(reference(context, char), abs=1e-12)
