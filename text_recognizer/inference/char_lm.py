@@ -86,7 +86,8 @@ class NgramTables:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(keys, values, bkeys, bvalues)`` as :meth:`__init__` takes them (keys sorted)."""
-        counts = np.diff(np.asarray(self.starts, np.int64))
+        starts = np.asarray(self.starts, dtype=np.int64)
+        counts = starts[1:] - starts[:-1]
         chars = np.frombuffer(self.chars, np.uint8).astype(np.int64)
         keys = (np.repeat(self.contexts, counts) << BITS) | chars
         dtype = np.float32 if self.logp.typecode == "f" else np.float64
