@@ -77,12 +77,13 @@ class NgramTables:
         self.starts: list[int] = np.searchsorted(rows, np.arange(len(self.contexts) + 1)).tolist()
         self.index: dict[int, int] = dict(zip(self.contexts.tolist(), range(len(self.contexts)), strict=True))
         self.chars = (keys & ((1 << BITS) - 1)).astype(np.uint8).tobytes()
-        self.logp = array(typecode, values[order].astype(values.dtype, copy=False).tobytes())
+        self.logp = array(typecode, values[order].tobytes())
+        brows = np.searchsorted(self.contexts, bkeys)
         bo = np.zeros(len(self.contexts), values.dtype)
-        bo[np.searchsorted(self.contexts, bkeys)] = bvalues
+        bo[brows] = bvalues
         self.backoff = array(typecode, bo.tobytes())
         self.has_backoff = np.zeros(len(self.contexts), bool)
-        self.has_backoff[np.searchsorted(self.contexts, bkeys)] = True
+        self.has_backoff[brows] = True
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(keys, values, bkeys, bvalues)`` as :meth:`__init__` takes them (keys sorted)."""
@@ -184,8 +185,11 @@ class CharNgramLM:
         chars = [encode_text(START + t) for t in texts]
         if not chars:
             raise ValueError("no text to build a language model from")
-        logp: dict[int, float] = {}
-        backoff: dict[int, float] = {}
+        # codes and log probabilities of each order's n-grams, codes and weights of each order's contexts
+        logp_keys: list[np.ndarray] = []
+        logp_values: list[np.ndarray] = []
+        backoff_keys: list[np.ndarray] = []
+        backoff_values: list[np.ndarray] = []
         n_symbols = LAST - FIRST + 1
         uni, uni_counts = np.unique(np.concatenate(chars), return_counts=True)
         total = float(uni_counts.sum())
@@ -195,7 +199,8 @@ class CharNgramLM:
         counts_all[uni.astype(np.int64) - FIRST] = uni_counts
         prev_p = (counts_all + 1) / (total + n_symbols)
         unk = math.log(1 / (total + n_symbols))
-        logp.update(zip(prev_codes.tolist(), np.log(prev_p).tolist(), strict=True))
+        logp_keys.append(prev_codes)
+        logp_values.append(np.log(prev_p))
         for n in range(2, order + 1):
             grams = np.concatenate([_ngram_codes(c, n) for c in chars])
             codes, counts = np.unique(grams, return_counts=True)
@@ -209,16 +214,17 @@ class CharNgramLM:
             lower_p = prev_p[np.searchsorted(prev_codes, lower)]
             p = lam[idx] * counts / n_ctx[idx] + (1 - lam[idx]) * lower_p
             keep = counts >= min_count
-            logp.update(zip(codes[keep].tolist(), np.log(p[keep]).tolist(), strict=True))
+            logp_keys.append(codes[keep])
+            logp_values.append(np.log(p[keep]))
             kept_ctx = np.unique(ctx[keep])
-            bo = np.log(1 - lam[np.searchsorted(ctx_u, kept_ctx)])
-            backoff.update(zip(kept_ctx.tolist(), bo.tolist(), strict=True))
+            backoff_keys.append(kept_ctx)
+            backoff_values.append(np.log(1 - lam[np.searchsorted(ctx_u, kept_ctx)]))
             prev_codes, prev_p = codes, p
         tables = NgramTables(
-            np.fromiter(logp.keys(), np.int64, len(logp)),
-            np.fromiter(logp.values(), np.float64, len(logp)),
-            np.fromiter(backoff.keys(), np.int64, len(backoff)),
-            np.fromiter(backoff.values(), np.float64, len(backoff)),
+            np.concatenate(logp_keys),
+            np.concatenate(logp_values).astype(np.float64),
+            np.concatenate(backoff_keys) if backoff_keys else np.zeros(0, np.int64),
+            np.concatenate(backoff_values).astype(np.float64) if backoff_values else np.zeros(0),
         )
         return cls(order=order, tables=tables, unk_logp=unk)
 
