@@ -25,7 +25,7 @@ def test_manifest_records_everything(tiny_artifact: Path) -> None:
     assert m.vocab[:4] == ("<pad>", "<s>", "</s>", "<unk>")
     assert m.preprocessing.input_height == 32
     assert m.model.d_model == 32
-    assert set(m.files) == {"encoder.onnx", "decoder_step.onnx", "lm.npz", "weights.pt"}
+    assert set(m.files) == {"encoder.onnx", "cross_kv.onnx", "decoder_step.onnx", "lm.npz", "weights.pt"}
     # the weights for fine-tuning: recorded, checked by sha256 like every file
     assert m.weights is not None and m.weights.file == "weights.pt" and m.weights.dtype == "float16"
     assert m.weights.n_params > 0
@@ -49,7 +49,7 @@ def test_manifest_round_trips(tiny_artifact: Path, tmp_path: Path) -> None:
     m = Manifest.read(tiny_artifact)
     m.write(tmp_path)
     assert Manifest.read(tmp_path, verify=False) == m
-    assert json.loads((tmp_path / "manifest.json").read_text())["format_version"] == 2
+    assert json.loads((tmp_path / "manifest.json").read_text())["format_version"] == 3
 
 
 def test_format_1_manifest_loads_with_true_metric_names(tmp_path: Path) -> None:
@@ -129,6 +129,34 @@ def test_artifact_without_language_model_offers_no_ctc_lm(tiny_artifact: Path, t
     with pytest.raises(ArtifactError, match="only attention, ctc"):
         load_predictor(plain)
     assert load_predictor(plain, decoder="ctc").decoders == ("attention", "ctc")
+
+
+def test_format_2_artifact_reads_as_it_did(tiny_artifact: Path, tmp_path: Path) -> None:
+    # before format 3 the encoder returned the attention decoder's cross-attention keys and values itself
+    onnx = pytest.importorskip("onnx")
+    from onnx import compose
+
+    old = tmp_path / "format-2"
+    shutil.copytree(tiny_artifact, old)
+    cross = compose.add_prefix(
+        onnx.load(old / "cross_kv.onnx"), "cross/", rename_inputs=False, rename_outputs=False
+    )
+    encoder = compose.merge_models(onnx.load(old / "encoder.onnx"), cross, io_map=[("memory", "memory")])
+    assert [o.name for o in encoder.graph.output] == ["ctc_logits", "cross_k", "cross_v"]
+    onnx.save(encoder, old / "encoder.onnx")
+    (old / "cross_kv.onnx").unlink()
+    m = json.loads((old / "manifest.json").read_text())
+    del m["files"]["cross_kv.onnx"]
+    m["format_version"] = 2
+    (old / "manifest.json").write_text(json.dumps(m))
+    Manifest.read(old, verify=False).with_files(old, list(m["files"])).write(old)
+
+    image = _paragraph(2)
+    for decoder in ("attention", "ctc", "ctc_lm"):
+        now, then = load_predictor(tiny_artifact, decoder=decoder), load_predictor(old, decoder=decoder)
+        assert now.model.cross_session is not None and then.model.cross_session is None
+        a, b = (p.read_lines(p.preprocessor(image)) for p in (now, then))
+        assert len(a) == 2 and a == b
 
 
 def test_predictor_does_not_import_torch(tiny_artifact: Path) -> None:

@@ -62,8 +62,7 @@ def greedy_decode(
     """
     s = model.sizes
     b = images.shape[0]
-    enc = model.encode(images)
-    ck, cv = enc["cross_k"], enc["cross_v"]
+    ck, cv = model.cross_keys_values(model.encode(images))
     pk, pv = model.empty_cache(b)
     token = np.full((b, 1), s.bos_id, dtype=np.int64)
     done = np.zeros(b, dtype=bool)

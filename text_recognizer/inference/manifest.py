@@ -2,8 +2,10 @@
 
 An artifact folder (``artifacts/<name>/``) holds:
 
-- ``encoder.onnx``: image ``[B, 1, H, W]`` -> cross-attention keys and values ``[L, B, N, S, E]`` and,
-  when the model has a CTC head, CTC logits ``[B, W/4, V]``
+- ``encoder.onnx``: image ``[B, 1, H, W]`` -> memory ``[B, S, D]`` and, when the model has a CTC head, CTC
+  logits ``[B, W/4, V]`` (format 2 returned the cross-attention keys and values instead of the memory)
+- ``cross_kv.onnx``: memory ``[B, S, D]`` -> the attention decoder's cross-attention keys and values
+  ``[L, B, N, S, E]``, once per batch (the CTC decoders skip it)
 - ``decoder_step.onnx``: (token ``[B, 1]``, position ``[1]``, cross keys/values, past keys/values
   ``[L, B, N, T, E]``) -> (logits ``[B, V]``, present keys/values ``[L, B, N, T+1, E]``)
 - ``lm.npz`` (optional): a character n-gram model of the training text for CTC beam search
@@ -31,16 +33,21 @@ from typing import Any
 from text_recognizer.inference.beam_search import BeamConfig
 
 ENCODER_FILE = "encoder.onnx"
+#: the attention decoder's cross-attention keys and values of the encoder's memory (format 3)
+CROSS_FILE = "cross_kv.onnx"
 DECODER_FILE = "decoder_step.onnx"
 LM_FILE = "lm.npz"
 WEIGHTS_FILE = "weights.pt"
 MANIFEST_FILE = "manifest.json"
 #: the decoding methods, in the order an artifact lists them
 DECODERS: tuple[str, ...] = ("attention", "ctc", "ctc_lm")
-#: 2: metrics under their real names (``monitor``, ``best``, ``final``). 1 (read, not written): the best
-#: checkpoint's score stored as ``val/cer`` whatever the monitored metric was.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: 3: the encoder returns its ``memory`` (and ``ctc_logits``) and :data:`CROSS_FILE` turns the memory into
+#: the attention decoder's cross-attention keys and values, so the CTC decoders no longer pay for them.
+#: 2 (read, not written): the encoder returned ``cross_k`` and ``cross_v`` itself; metrics under their real
+#: names (``monitor``, ``best``, ``final``). 1 (read): the best checkpoint's score stored as ``val/cer``
+#: whatever the monitored metric was.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 #: line batches are padded to a multiple of this width (pixels)
 PAD_WIDTH_MULTIPLE = 8
 

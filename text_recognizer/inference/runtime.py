@@ -1,7 +1,8 @@
 """The model runtime: the two ONNX sessions of an artifact (onnxruntime and numpy only).
 
 Shapes as in :mod:`text_recognizer.inference.manifest`: the encoder reads images ``[B, 1, H, W]``; the
-decoder-step session advances the Transformer decoder by one token with its key/value cache.
+cross session turns its memory into the attention decoder's cross-attention keys and values; the decoder-step
+session advances the Transformer decoder by one token with its key/value cache.
 """
 
 from __future__ import annotations
@@ -12,17 +13,26 @@ from typing import Any
 
 import numpy as np
 
-from text_recognizer.inference.manifest import DECODER_FILE, ENCODER_FILE, ArtifactError, ModelPart
+from text_recognizer.inference.manifest import (
+    CROSS_FILE,
+    DECODER_FILE,
+    ENCODER_FILE,
+    ArtifactError,
+    ModelPart,
+)
 
 
 @dataclass(frozen=True)
 class OnnxModel:
-    """The encoder and decoder-step sessions with the sizes of the model (thread-safe: sessions may be
+    """The encoder, cross and decoder-step sessions with the sizes of the model (thread-safe: sessions may be
     shared by concurrent requests)."""
 
     encoder: Any
     step_session: Any
     sizes: ModelPart
+    #: ``memory`` -> ``cross_k``, ``cross_v`` (:data:`CROSS_FILE`); None where the encoder returns them itself
+    #: (an artifact of format 1 or 2, whose CTC decoders computed them for nothing: 0.6 ms of a line's 6.4)
+    cross_session: Any = None
 
     @classmethod
     def load(cls, folder: Path, sizes: ModelPart, threads: int = 0) -> OnnxModel:
@@ -42,19 +52,32 @@ class OnnxModel:
         try:
             enc = ort.InferenceSession(str(folder / ENCODER_FILE), opts, providers=providers)
             dec = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=providers)
+            own_cross = "cross_k" in {o.name for o in enc.get_outputs()}
+            cross = (
+                None
+                if own_cross
+                else ort.InferenceSession(str(folder / CROSS_FILE), opts, providers=providers)
+            )
         except Exception as e:
             raise ArtifactError(f"{folder}: cannot load the ONNX models ({e})") from e
-        return cls(enc, dec, sizes)
+        return cls(enc, dec, sizes, cross)
 
     @property
     def has_ctc(self) -> bool:
         return "ctc_logits" in {o.name for o in self.encoder.get_outputs()}
 
     def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """``images [B, 1, H, W]`` float32 -> ``cross_k``, ``cross_v`` ``[L, B, N, S, E]`` (and ``ctc_logits``
-        ``[B, W/4, V]``)."""
+        """``images [B, 1, H, W]`` float32 -> ``memory`` ``[B, S, D]`` (format 2: ``cross_k``, ``cross_v``
+        ``[L, B, N, S, E]``) and ``ctc_logits`` ``[B, W/4, V]`` when the model has a CTC head."""
         outs = self.encoder.run(None, {"images": images.astype(np.float32, copy=False)})
         return {o.name: x for o, x in zip(self.encoder.get_outputs(), outs, strict=True)}
+
+    def cross_keys_values(self, encoded: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`encode` returned -> the cross-attention keys and values ``[L, B, N, S, E]`` each."""
+        if self.cross_session is None:
+            return encoded["cross_k"], encoded["cross_v"]
+        ck, cv = self.cross_session.run(None, {"memory": encoded["memory"]})
+        return ck, cv
 
     def empty_cache(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Self-attention keys and values of no tokens yet: ``[L, B, N, 0, E]`` each."""

@@ -18,6 +18,7 @@ import torch
 from text_recognizer.data.modules import DataConfig
 from text_recognizer.images import image_stats
 from text_recognizer.inference.manifest import (
+    CROSS_FILE,
     DECODER_FILE,
     ENCODER_FILE,
     LM_FILE,
@@ -143,7 +144,7 @@ def stage_model(
     if lm is not None:
         lm.save(out / LM_FILE)
     weights = save_weights(model, out)
-    names = [ENCODER_FILE, DECODER_FILE, weights.file] + ([LM_FILE] if lm is not None else [])
+    names = [ENCODER_FILE, CROSS_FILE, DECODER_FILE, weights.file] + ([LM_FILE] if lm is not None else [])
     # the manifest in memory, before its decoding part is known: calibration reads through its predictor
     manifest = Manifest(
         name=out.name,

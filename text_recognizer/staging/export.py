@@ -1,4 +1,5 @@
-"""Torch model -> ``encoder.onnx`` + ``decoder_step.onnx``, and the check that onnxruntime reproduces it."""
+"""Torch model -> ``encoder.onnx`` + ``cross_kv.onnx`` + ``decoder_step.onnx``, and the check that onnxruntime
+reproduces it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from text_recognizer.data.base import Sample
 from text_recognizer.images import prepare_line
 from text_recognizer.inference.decoders import greedy_decode, pad_batch
-from text_recognizer.inference.manifest import DECODER_FILE, ENCODER_FILE, Parity
+from text_recognizer.inference.manifest import CROSS_FILE, DECODER_FILE, ENCODER_FILE, Parity
 from text_recognizer.inference.runtime import OnnxModel
 from text_recognizer.models.resnet_transformer import ResNetTransformer
 
@@ -34,10 +35,21 @@ class _Encoder(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         memory, columns = self.model.encode(images)
-        ck, cv = self.model.cross_keys_values(memory)
         if self.model.ctc is None:
-            return ck, cv
-        return ck, cv, self.model.ctc_logits(columns)
+            return (memory,)
+        return memory, self.model.ctc_logits(columns)
+
+
+class _Cross(nn.Module):
+    """The attention decoder's cross-attention keys and values, a graph of their own: onnxruntime runs every
+    node of a session whatever outputs are asked for, and the CTC decoders have no use for them."""
+
+    def __init__(self, model: ResNetTransformer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model.cross_keys_values(memory)
 
 
 class _Step(nn.Module):
@@ -52,13 +64,15 @@ class _Step(nn.Module):
 
 
 def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
-    """Write ``encoder.onnx`` and ``decoder_step.onnx`` with dynamic batch, width and cache length."""
+    """Write ``encoder.onnx``, ``cross_kv.onnx`` and ``decoder_step.onnx`` with dynamic batch, width and cache
+    length."""
     model = model.eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     c = model.cfg
     images = torch.rand(2, 1, height, 96)
     with torch.no_grad():
-        ck, cv = _Encoder(model)(images)[:2]
-    outputs = ["cross_k", "cross_v"] + (["ctc_logits"] if model.ctc is not None else [])
+        memory = _Encoder(model)(images)[0]
+        ck, cv = _Cross(model)(memory)
+    outputs = ["memory"] + (["ctc_logits"] if model.ctc is not None else [])
     torch.onnx.export(
         _Encoder(model),
         (images,),
@@ -69,9 +83,22 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
         output_names=outputs,
         dynamic_axes={
             "images": {0: "batch", 3: "width"},
+            "memory": {0: "batch", 1: "positions"},
+            **({"ctc_logits": {0: "batch", 1: "frames"}} if model.ctc is not None else {}),
+        },
+    )
+    torch.onnx.export(
+        _Cross(model),
+        (memory,),
+        str(out / CROSS_FILE),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["memory"],
+        output_names=["cross_k", "cross_v"],
+        dynamic_axes={
+            "memory": {0: "batch", 1: "positions"},
             "cross_k": {1: "batch", 3: "positions"},
             "cross_v": {1: "batch", 3: "positions"},
-            **({"ctc_logits": {0: "batch", 1: "frames"}} if model.ctc is not None else {}),
         },
     )
     e = c.d_model // c.n_heads
@@ -144,7 +171,7 @@ def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray, 
         ids_t = model.greedy_decode(x).numpy()
     enc = onnx.encode(images)
     empty_k, empty_v = onnx.empty_cache(images.shape[0])
-    logits_o, _, _ = onnx.step(tok.numpy(), 0, enc["cross_k"], enc["cross_v"], empty_k, empty_v)
+    logits_o, _, _ = onnx.step(tok.numpy(), 0, *onnx.cross_keys_values(enc), empty_k, empty_v)
     diff = float(np.abs(logits_o - logits_t.numpy()).max())
     if model.ctc is not None:
         with torch.no_grad():
