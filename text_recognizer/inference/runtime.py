@@ -1,4 +1,4 @@
-"""The model runtime: the two ONNX sessions of an artifact (onnxruntime and numpy only).
+"""The model runtime: the ONNX sessions of an artifact (onnxruntime and numpy only).
 
 Shapes as in :mod:`text_recognizer.inference.manifest`: the encoder reads images ``[B, 1, H, W]``; the
 cross session turns its memory into the attention decoder's cross-attention keys and values; the decoder-step
