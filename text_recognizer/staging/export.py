@@ -63,6 +63,27 @@ class _Step(nn.Module):
         return self.model.decode_step(token, position, ck, cv, pk, pv)
 
 
+def _export(
+    module: nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> None:
+    """One graph: ``module(*args)`` traced to ``path`` with named inputs, outputs and dynamic axes."""
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=inputs,
+        output_names=outputs,
+        dynamic_axes=axes,
+    )
+
+
 def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
     """Write ``encoder.onnx``, ``cross_kv.onnx`` and ``decoder_step.onnx`` with dynamic batch, width and cache
     length."""
@@ -72,51 +93,43 @@ def export_onnx(model: ResNetTransformer, out: Path, height: int) -> None:
     with torch.no_grad():
         memory = _Encoder(model)(images)[0]
         ck, cv = _Cross(model)(memory)
-    outputs = ["memory"] + (["ctc_logits"] if model.ctc is not None else [])
-    torch.onnx.export(
+    ctc = model.ctc is not None
+    memory_axes = {0: "batch", 1: "positions"}
+    _export(
         _Encoder(model),
         (images,),
-        str(out / ENCODER_FILE),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=["images"],
-        output_names=outputs,
-        dynamic_axes={
+        out / ENCODER_FILE,
+        ["images"],
+        ["memory"] + (["ctc_logits"] if ctc else []),
+        {
             "images": {0: "batch", 3: "width"},
-            "memory": {0: "batch", 1: "positions"},
-            **({"ctc_logits": {0: "batch", 1: "frames"}} if model.ctc is not None else {}),
+            "memory": memory_axes,
+            **({"ctc_logits": {0: "batch", 1: "frames"}} if ctc else {}),
         },
     )
-    torch.onnx.export(
+    kv_axes = {1: "batch", 3: "positions"}
+    _export(
         _Cross(model),
         (memory,),
-        str(out / CROSS_FILE),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=["memory"],
-        output_names=["cross_k", "cross_v"],
-        dynamic_axes={
-            "memory": {0: "batch", 1: "positions"},
-            "cross_k": {1: "batch", 3: "positions"},
-            "cross_v": {1: "batch", 3: "positions"},
-        },
+        out / CROSS_FILE,
+        ["memory"],
+        ["cross_k", "cross_v"],
+        {"memory": memory_axes, "cross_k": kv_axes, "cross_v": kv_axes},
     )
     e = c.d_model // c.n_heads
     past = torch.zeros(c.n_layers, 2, c.n_heads, 3, e)
     args = (torch.full((2, 1), c.bos_id, dtype=torch.long), torch.tensor([3]), ck, cv, past, past.clone())
     cache_axes = {1: "batch", 3: "steps"}
-    torch.onnx.export(
+    _export(
         _Step(model),
         args,
-        str(out / DECODER_FILE),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=["token", "position", "cross_k", "cross_v", "past_k", "past_v"],
-        output_names=["logits", "present_k", "present_v"],
-        dynamic_axes={
+        out / DECODER_FILE,
+        ["token", "position", "cross_k", "cross_v", "past_k", "past_v"],
+        ["logits", "present_k", "present_v"],
+        {
             "token": {0: "batch"},
-            "cross_k": {1: "batch", 3: "positions"},
-            "cross_v": {1: "batch", 3: "positions"},
+            "cross_k": kv_axes,
+            "cross_v": kv_axes,
             "past_k": cache_axes,
             "past_v": cache_axes,
             "logits": {0: "batch"},
@@ -163,7 +176,7 @@ def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray, 
     model.eval()
     x = torch.from_numpy(images)
     with torch.no_grad():
-        memory, _ = model.encode(x)
+        memory, columns = model.encode(x)
         ck, cv = model.cross_keys_values(memory)
         pk, pv = model.empty_cache(x.shape[0])
         tok = torch.full((x.shape[0], 1), model.cfg.bos_id, dtype=torch.long)
@@ -175,7 +188,7 @@ def check_parity(model: ResNetTransformer, onnx: OnnxModel, images: np.ndarray, 
     diff = float(np.abs(logits_o - logits_t.numpy()).max())
     if model.ctc is not None:
         with torch.no_grad():
-            ctc_t = model.ctc_logits(model.encode(x)[1]).numpy()
+            ctc_t = model.ctc_logits(columns).numpy()
         diff = max(diff, float(np.abs(enc["ctc_logits"] - ctc_t).max()))
     ids_o, _ = greedy_decode(onnx, images)
     n = min(ids_t.shape[1], ids_o.shape[1])
